@@ -1,0 +1,170 @@
+//! Stable error codes and the problem record that carries one of them.
+//!
+//! Spokes, customs systems and the hub's own receipts branch on [`ErrorCode`], never on the
+//! message text, so a code, once published, keeps its spelling.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// One stable, machine-readable error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    // Envelope and transport.
+    MessageIdMissing,
+    MessageIdInvalid,
+    MessageTypeMissing,
+    MessageTypeUnknown,
+    MessageTypeUnsupported,
+    ContentTypeUnsupported,
+    SenderUnauthenticated,
+    SenderUnknown,
+    SenderMismatch,
+    AddresseeMissing,
+    AddresseeUnknown,
+    HeaderMismatch,
+    BodyTooLarge,
+    CorrelationIdMissing,
+    CorrelatedMessageUnknown,
+    NotAddressee,
+    ProcessingFailed,
+    DeliveryFailed,
+    // Document.
+    DocumentMalformed,
+    FieldMissing,
+    FieldInvalid,
+    CodeUnknown,
+    QuantityNotPositive,
+    DateInvalid,
+    ValidityBeforeIssue,
+    PermitExpired,
+    PermitAlreadyExists,
+    // HTTP API.
+    NotFound,
+    BadRequest,
+    ServiceUnavailable,
+    InternalError,
+}
+
+impl ErrorCode {
+    /// The code as it appears in JSON, such as `field_missing`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MessageIdMissing => "message_id_missing",
+            Self::MessageIdInvalid => "message_id_invalid",
+            Self::MessageTypeMissing => "message_type_missing",
+            Self::MessageTypeUnknown => "message_type_unknown",
+            Self::MessageTypeUnsupported => "message_type_unsupported",
+            Self::ContentTypeUnsupported => "content_type_unsupported",
+            Self::SenderUnauthenticated => "sender_unauthenticated",
+            Self::SenderUnknown => "sender_unknown",
+            Self::SenderMismatch => "sender_mismatch",
+            Self::AddresseeMissing => "addressee_missing",
+            Self::AddresseeUnknown => "addressee_unknown",
+            Self::HeaderMismatch => "header_mismatch",
+            Self::BodyTooLarge => "body_too_large",
+            Self::CorrelationIdMissing => "correlation_id_missing",
+            Self::CorrelatedMessageUnknown => "correlated_message_unknown",
+            Self::NotAddressee => "not_addressee",
+            Self::ProcessingFailed => "processing_failed",
+            Self::DeliveryFailed => "delivery_failed",
+            Self::DocumentMalformed => "document_malformed",
+            Self::FieldMissing => "field_missing",
+            Self::FieldInvalid => "field_invalid",
+            Self::CodeUnknown => "code_unknown",
+            Self::QuantityNotPositive => "quantity_not_positive",
+            Self::DateInvalid => "date_invalid",
+            Self::ValidityBeforeIssue => "validity_before_issue",
+            Self::PermitExpired => "permit_expired",
+            Self::PermitAlreadyExists => "permit_already_exists",
+            Self::NotFound => "not_found",
+            Self::BadRequest => "bad_request",
+            Self::ServiceUnavailable => "service_unavailable",
+            Self::InternalError => "internal_error",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem found in a message or document: what is wrong, where, and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    pub code: ErrorCode,
+    /// JSON pointer (RFC 6901) into the document, or the envelope field such as
+    /// `amqp:message_id`; absent when the problem concerns the message as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    /// The offending value as received, cut to 200 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// What failed and what is expected instead, in one sentence.
+    pub message: String,
+}
+
+const MAX_VALUE_CHARS: usize = 200;
+
+impl Problem {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            pointer: None,
+            value: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn at(mut self, pointer: impl Into<String>) -> Self {
+        self.pointer = Some(pointer.into());
+        self
+    }
+
+    pub fn with_value(mut self, value: impl AsRef<str>) -> Self {
+        let value = value.as_ref();
+        let cut: String = value.chars().take(MAX_VALUE_CHARS).collect();
+        self.value = Some(cut);
+        self
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.code)?;
+        if let Some(pointer) = &self.pointer {
+            write!(f, " at {pointer}")?;
+        }
+        if let Some(value) = &self.value {
+            write!(f, " (value {value:?})")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_code_serde_matches_as_str() {
+        for code in [
+            ErrorCode::MessageIdMissing,
+            ErrorCode::AddresseeUnknown,
+            ErrorCode::QuantityNotPositive,
+            ErrorCode::PermitAlreadyExists,
+        ] {
+            let json = serde_json::to_string(&code).expect("codes serialise");
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+
+    #[test]
+    fn problem_value_is_cut() {
+        let long = "x".repeat(1000);
+        let problem = Problem::new(ErrorCode::FieldInvalid, "too long").with_value(&long);
+        assert_eq!(problem.value.map(|v| v.len()), Some(MAX_VALUE_CHARS));
+    }
+}
