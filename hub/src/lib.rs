@@ -1,1 +1,173 @@
+//! EPIX Hub: receives permits from Parties' spokes over AMQP, checks and stores them,
+//! delivers them to the addressed Party, returns receipts, and answers customs lookups.
 
+pub mod amqp;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod outbox;
+pub mod parties;
+pub mod router;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use actix_web::{App, HttpServer, web};
+use epix_shared::PartyCode;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use utoipa_actix_web::AppExt;
+
+pub use config::Config;
+
+/// State shared by the router, the sweeper and the HTTP handlers.
+pub struct HubContext {
+    pub config: Config,
+    pub pool: db::DbPool,
+    pub parties: parties::PartyDirectory,
+    broker_ready: AtomicBool,
+}
+
+impl HubContext {
+    pub fn broker_ready(&self) -> bool {
+        self.broker_ready.load(Ordering::Relaxed)
+    }
+
+    pub fn set_broker_ready(&self, ready: bool) {
+        self.broker_ready.store(ready, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Database(#[from] db::DbError),
+    #[error(transparent)]
+    Connect(#[from] amqp::ConnectError),
+    #[error("cannot declare the broker topology: {0}")]
+    Topology(#[from] lapin::Error),
+    #[error("cannot read the party list: {0}")]
+    Parties(#[from] parties::PartyError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+/// A running hub: its HTTP server, submission workers and outbox sweeper.
+pub struct Hub {
+    context: Arc<HubContext>,
+    http_address: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Hub {
+    /// Migrates the database, declares the broker topology, and starts every part.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let applied = db::migrate(&config.database_url).await?;
+        if applied > 0 {
+            tracing::info!(migrations = applied, "database migrated");
+        }
+        let pool = db::pool(&config.database_url, config.db_pool_size)?;
+        let context = Arc::new(HubContext {
+            parties: parties::PartyDirectory::new(&config.party_user_prefix),
+            pool,
+            config,
+            broker_ready: AtomicBool::new(false),
+        });
+        declare_topology(&context).await?;
+
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        for index in 0..context.config.workers {
+            tasks.spawn(router::run_worker(context.clone(), index, shutdown.clone()));
+        }
+        tasks.spawn(router::run_dead_letter_worker(
+            context.clone(),
+            shutdown.clone(),
+        ));
+        tasks.spawn(router::run_sweeper(context.clone(), shutdown.clone()));
+
+        let (server, http_address) = start_http(context.clone())?;
+        let handle = server.handle();
+        tasks.spawn(async move {
+            if let Err(error) = server.await {
+                tracing::error!(%error, "HTTP server stopped with an error");
+            }
+        });
+        tracing::info!(http.address = %http_address, workers = context.config.workers, "hub started");
+        Ok(Self {
+            context,
+            http_address,
+            shutdown,
+            tasks,
+            server: handle,
+        })
+    }
+
+    pub fn http_address(&self) -> SocketAddr {
+        self.http_address
+    }
+
+    pub fn context(&self) -> &Arc<HubContext> {
+        &self.context
+    }
+
+    /// Stops consuming, lets the current batches finish, and stops the HTTP server.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        self.server.stop(true).await;
+        while self.tasks.join_next().await.is_some() {}
+        tracing::info!("hub stopped");
+    }
+}
+
+async fn declare_topology(context: &HubContext) -> Result<(), StartError> {
+    let connection = amqp::connect(&context.config.amqp_url, "epix-hub setup").await?;
+    let channel = connection.create_channel().await?;
+    amqp::declare_hub_topology(&channel, context.config.delivery_limit).await?;
+    for party in parties::list(&context.pool).await? {
+        if let Ok(code) = party.code.parse::<PartyCode>() {
+            amqp::declare_party_queues(&channel, code).await?;
+        }
+    }
+    connection.close(200, "setup done".into()).await?;
+    Ok(())
+}
+
+fn start_http(
+    context: Arc<HubContext>,
+) -> Result<(actix_web::dev::Server, SocketAddr), StartError> {
+    let address = context.config.http_bind.clone();
+    let bind_error = |source| StartError::Bind {
+        address: address.clone(),
+        source,
+    };
+    let data = web::Data::new(context);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(http::path_config())
+            .app_data(http::query_config())
+            .into_utoipa_app()
+            .configure(http::configure)
+            .into_app()
+            .default_service(web::to(http::not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind(&address)
+    .map_err(bind_error)?;
+    let bound = server.addrs().first().copied().ok_or_else(|| {
+        bind_error(std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "no address bound",
+        ))
+    })?;
+    Ok((server.run(), bound))
+}

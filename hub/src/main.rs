@@ -1,1 +1,141 @@
-fn main() {}
+//! `epix-hub`: the hub's server and admin commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use epix_hub::{Config, Hub, db, http, parties, telemetry};
+use epix_shared::PartyCode;
+
+#[derive(Parser)]
+#[command(
+    name = "epix-hub",
+    version,
+    about = "EPIX Hub: routes CITES permits between Parties"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API, the submission router and the outbox sweeper until stopped.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi {
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Manage the Parties that exchange permits through the hub.
+    Party {
+        #[command(subcommand)]
+        command: PartyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PartyCommand {
+    /// Register a Party, create its broker user and queues, and print its spoke settings.
+    Add {
+        /// ISO 3166-1 alpha-2 code of the Party, such as CH.
+        code: PartyCode,
+        /// The Party's name, such as Switzerland.
+        #[arg(long)]
+        name: String,
+    },
+    /// List the registered Parties.
+    List,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Openapi { output } = &cli.command {
+        let document = http::openapi()
+            .to_pretty_json()
+            .context("cannot serialise the OpenAPI document")?;
+        return match output {
+            Some(path) => std::fs::write(path, document + "\n")
+                .with_context(|| format!("cannot write {}", path.display())),
+            None => {
+                println!("{document}");
+                Ok(())
+            }
+        };
+    }
+
+    let config = Config::from_env()?;
+    telemetry::init(config.log_json);
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let applied = db::migrate(&config.database_url).await?;
+            println!("applied {applied} migration(s)");
+            Ok(())
+        }
+        Command::Party { command } => party(config, command).await,
+        Command::Openapi { .. } => Ok(()),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let hub = Hub::start(config).await?;
+    wait_for_signal().await?;
+    tracing::info!("stop signal received");
+    hub.stop().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C"),
+        _ = terminate.recv() => Ok(()),
+    }
+}
+
+async fn party(config: Config, command: PartyCommand) -> anyhow::Result<()> {
+    db::migrate(&config.database_url).await?;
+    let pool = db::pool(&config.database_url, 2)?;
+    match command {
+        PartyCommand::Add { code, name } => {
+            let settings = parties::add(&config, &pool, code, &name).await?;
+            println!(
+                "# Spoke settings of {} (shown once; keep the password secret)",
+                settings.party
+            );
+            println!("EPIX_PARTY={}", settings.party);
+            println!("AMQP_URL={}", settings.amqp_url);
+            println!("EPIX_HUB_URL={}", settings.hub_url);
+            Ok(())
+        }
+        PartyCommand::List => {
+            for party in parties::list(&pool).await? {
+                println!("{}\t{}\t{}", party.code, party.broker_user, party.name);
+            }
+            Ok(())
+        }
+    }
+}

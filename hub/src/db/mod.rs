@@ -1,0 +1,70 @@
+//! PostgreSQL access: the connection pool, migrations, and the tables' row types.
+
+pub mod models;
+pub mod schema;
+
+use diesel::prelude::*;
+use diesel_async::AsyncPgConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+pub type DbPool = Pool<AsyncPgConnection>;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
+
+/// Key of the advisory lock held while migrations run, so that hub replicas starting at
+/// the same time apply them once. The value spells "EPIX" in ASCII.
+const MIGRATION_LOCK_KEY: i64 = 0x4550_4958;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to PostgreSQL at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("cannot build the database pool: {0}")]
+    Pool(String),
+}
+
+/// Builds the connection pool. Connections are opened lazily, on first use.
+pub fn pool(database_url: &str, size: usize) -> Result<DbPool, DbError> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(std::time::Duration::from_secs(10)))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|error| DbError::Pool(error.to_string()))
+}
+
+/// Applies the pending migrations under an advisory lock and returns how many ran.
+pub async fn migrate(database_url: &str) -> Result<usize, DbError> {
+    let url = database_url.to_owned();
+    tokio::task::spawn_blocking(move || migrate_blocking(&url))
+        .await
+        .map_err(|error| DbError::Migration(format!("migration task failed: {error}")))?
+}
+
+fn migrate_blocking(database_url: &str) -> Result<usize, DbError> {
+    let mut connection = AsyncConnectionWrapper::<AsyncPgConnection>::establish(database_url)
+        .map_err(|error| DbError::Connect {
+            url: crate::config::redact_url(database_url),
+            message: error.to_string(),
+        })?;
+    let lock = format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})");
+    diesel::sql_query(lock)
+        .execute(&mut connection)
+        .map_err(|error| DbError::Migration(format!("cannot take the migration lock: {error}")))?;
+    let applied = connection
+        .run_pending_migrations(MIGRATIONS)
+        .map(|versions| versions.len())
+        .map_err(|error| DbError::Migration(error.to_string()));
+    let unlock = format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})");
+    // The lock also ends with the session, so a failed unlock only delays other replicas.
+    if let Err(error) = diesel::sql_query(unlock).execute(&mut connection) {
+        tracing::warn!(%error, "cannot release the migration lock");
+    }
+    applied
+}

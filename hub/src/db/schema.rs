@@ -1,0 +1,71 @@
+// Written to match the migrations in `migrations/`; keep both in step.
+
+diesel::table! {
+    parties (code) {
+        code -> Text,
+        name -> Text,
+        broker_user -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    messages (message_id) {
+        message_id -> Uuid,
+        tracking_id -> Uuid,
+        message_type -> Nullable<Text>,
+        broker_user -> Nullable<Text>,
+        sender -> Nullable<Text>,
+        addressee -> Nullable<Text>,
+        issuing_country -> Nullable<Text>,
+        document_number -> Nullable<Text>,
+        content_type -> Nullable<Text>,
+        correlation_id -> Nullable<Uuid>,
+        properties -> Jsonb,
+        body -> Bytea,
+        body_sha256 -> Bytea,
+        status -> Text,
+        problems -> Jsonb,
+        received_at -> Timestamptz,
+        acknowledged_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    permits (issuing_country, permit_number, version) {
+        issuing_country -> Text,
+        permit_number -> Text,
+        version -> Int4,
+        document_type -> Text,
+        issue_date -> Nullable<Date>,
+        valid_until -> Date,
+        importer_country -> Text,
+        exporter_country -> Text,
+        sender -> Text,
+        addressee -> Text,
+        message_id -> Uuid,
+        stored_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Int8,
+        message_id -> Uuid,
+        source_message_id -> Nullable<Uuid>,
+        exchange -> Text,
+        routing_key -> Text,
+        message_type -> Text,
+        correlation_id -> Nullable<Uuid>,
+        content_type -> Text,
+        headers -> Jsonb,
+        body -> Nullable<Bytea>,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+        failed_at -> Nullable<Timestamptz>,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(permits -> messages (message_id));
+diesel::allow_tables_to_appear_in_same_query!(messages, permits, outbox);

@@ -1,0 +1,369 @@
+//! The submission router: workers that consume submissions in batches, store them in one
+//! transaction per batch, publish what the outbox gained, and only then acknowledge.
+
+pub mod classify;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel_async::AsyncPgConnection;
+use epix_shared::envelope::{DEAD_LETTER_QUEUE, SUBMISSION_QUEUE};
+use epix_shared::{ErrorCode, Problem};
+use futures_util::{FutureExt, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, ConfirmSelectOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
+use tokio_util::sync::CancellationToken;
+
+use crate::HubContext;
+use crate::outbox::{self, OutboxMessage};
+use classify::{Inbound, classify};
+
+/// Longest pause between two attempts to reach the database or the broker again.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Runs one submission worker until `shutdown`, reconnecting after broker failures.
+pub async fn run_worker(context: Arc<HubContext>, index: usize, shutdown: CancellationToken) {
+    run_consumer(context, index, shutdown, SUBMISSION_QUEUE, false).await;
+}
+
+/// Runs the consumer of dead-lettered submissions: each is recorded as rejected and its
+/// sender told, so nothing that reached the hub is dropped in silence.
+pub async fn run_dead_letter_worker(context: Arc<HubContext>, shutdown: CancellationToken) {
+    run_consumer(context, 0, shutdown, DEAD_LETTER_QUEUE, true).await;
+}
+
+async fn run_consumer(
+    context: Arc<HubContext>,
+    index: usize,
+    shutdown: CancellationToken,
+    queue: &'static str,
+    dead_letters: bool,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let session = consume_session(&context, index, &shutdown, queue, dead_letters);
+        match session.await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(worker = index, queue, %error, retry_in_ms = backoff.as_millis() as u64, "consumer stopped; reconnecting");
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error(transparent)]
+    Connect(#[from] crate::amqp::ConnectError),
+    #[error("broker error: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("the broker closed the consumer")]
+    ConsumerClosed,
+    #[error("the broker connection was lost")]
+    ConnectionLost,
+}
+
+async fn consume_session(
+    context: &Arc<HubContext>,
+    index: usize,
+    shutdown: &CancellationToken,
+    queue: &'static str,
+    dead_letters: bool,
+) -> Result<(), SessionError> {
+    let name = format!("epix-hub {queue} worker {index}");
+    let connection = crate::amqp::connect(&context.config.amqp_url, &name).await?;
+    let result = consume_on(context, &connection, index, shutdown, queue, dead_letters).await;
+    // Closing returns any unacknowledged deliveries to the queue at once.
+    let _ = connection.close(200, "worker stopping".into()).await;
+    result
+}
+
+async fn consume_on(
+    context: &Arc<HubContext>,
+    connection: &Connection,
+    index: usize,
+    shutdown: &CancellationToken,
+    queue: &'static str,
+    dead_letters: bool,
+) -> Result<(), SessionError> {
+    let consume_channel = connection.create_channel().await?;
+    consume_channel
+        .basic_qos(context.config.prefetch, BasicQosOptions::default())
+        .await?;
+    let publish_channel = connection.create_channel().await?;
+    publish_channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let mut consumer = consume_channel
+        .basic_consume(
+            queue.into(),
+            format!("epix-hub-{index}").into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(worker = index, queue, "consumer started");
+
+    loop {
+        let first = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            next = consumer.next() => next,
+        };
+        let Some(first) = first else {
+            return Err(SessionError::ConsumerClosed);
+        };
+        let mut batch = vec![first?];
+        // Take what has already arrived, never waiting to fill the batch.
+        while batch.len() < context.config.batch_size {
+            match consumer.next().now_or_never() {
+                Some(Some(delivery)) => batch.push(delivery?),
+                _ => break,
+            }
+        }
+        process_batch(context, &publish_channel, batch, dead_letters, shutdown).await?;
+    }
+}
+
+/// Classifies, stores, publishes and acknowledges one batch.
+async fn process_batch(
+    context: &Arc<HubContext>,
+    publish_channel: &Channel,
+    batch: Vec<Delivery>,
+    dead_letters: bool,
+    shutdown: &CancellationToken,
+) -> Result<(), SessionError> {
+    let received_at = Utc::now();
+    let mut inbound = Vec::with_capacity(batch.len());
+    for delivery in &batch {
+        let classified = retry_database("read the party list", shutdown, || {
+            classify(delivery, received_at, &context.parties, &context.pool)
+        });
+        // On shutdown the deliveries return to the queue unacknowledged.
+        let Some(mut message) = classified.await else {
+            return Ok(());
+        };
+        if dead_letters {
+            message.reject(Problem::new(
+                ErrorCode::ProcessingFailed,
+                "the hub failed to process this message within its delivery limit; send it again with a new message_id",
+            ));
+        }
+        inbound.push(message);
+    }
+
+    let stored = store_with_isolation(context, inbound, shutdown).await;
+    let Some((outgoing, poisoned)) = stored else {
+        return Ok(()); // shutting down: the deliveries return to the queue unacknowledged
+    };
+    publish_and_settle(context, publish_channel, &outgoing).await?;
+
+    if poisoned.is_empty() {
+        if let Some(last) = batch.last() {
+            last.acker.ack(BasicAckOptions { multiple: true }).await?;
+        }
+        return Ok(());
+    }
+    for (position, delivery) in batch.iter().enumerate() {
+        if poisoned.contains(&position) {
+            // Dead-lettered: the dead-letter consumer records it and answers the sender.
+            delivery
+                .acker
+                .nack(BasicNackOptions {
+                    multiple: false,
+                    requeue: false,
+                })
+                .await?;
+        } else {
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores the batch in one transaction. When the transaction fails for a reason other than
+/// a lost connection, each message is stored alone, so that one message the database
+/// refuses cannot hold back the others; the positions of those refused are returned.
+async fn store_with_isolation(
+    context: &Arc<HubContext>,
+    inbound: Vec<Inbound>,
+    shutdown: &CancellationToken,
+) -> Option<(Vec<OutboxMessage>, Vec<usize>)> {
+    match store_retrying(context, inbound.clone(), shutdown).await? {
+        Ok(outgoing) => Some((outgoing, Vec::new())),
+        Err(error) if inbound.len() == 1 => {
+            tracing::error!(message.id = %inbound[0].message_id(), %error, "database refused a message; dead-lettering it");
+            Some((Vec::new(), vec![0]))
+        }
+        Err(error) => {
+            tracing::warn!(%error, batch = inbound.len(), "database refused a batch; storing its messages one by one");
+            let mut outgoing = Vec::new();
+            let mut poisoned = Vec::new();
+            for (position, message) in inbound.into_iter().enumerate() {
+                let message_id = message.message_id();
+                match store_retrying(context, vec![message], shutdown).await? {
+                    Ok(rows) => outgoing.extend(rows),
+                    Err(error) => {
+                        tracing::error!(message.id = %message_id, %error, "database refused a message; dead-lettering it");
+                        poisoned.push(position);
+                    }
+                }
+            }
+            Some((outgoing, poisoned))
+        }
+    }
+}
+
+/// Runs the batch transaction, waiting out a database that cannot be reached. Returns
+/// `None` on shutdown, and the query error when the database answered but refused.
+async fn store_retrying(
+    context: &Arc<HubContext>,
+    inbound: Vec<Inbound>,
+    shutdown: &CancellationToken,
+) -> Option<Result<Vec<OutboxMessage>, diesel::result::Error>> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match context.pool.get().await {
+            Ok(mut connection) => {
+                let connection: &mut AsyncPgConnection = &mut connection;
+                match store::store_batch(connection, inbound.clone()).await {
+                    Ok(rows) => return Some(Ok(rows)),
+                    Err(error) if is_connection_error(&error) => {
+                        tracing::warn!(%error, "database connection lost while storing a batch; retrying");
+                    }
+                    Err(error) => return Some(Err(error)),
+                }
+            }
+            Err(error) => tracing::warn!(%error, "database unavailable; retrying the batch"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+fn is_connection_error(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure,
+            _,
+        ) => true,
+        Error::DatabaseError(_, info) => {
+            let message = info.message();
+            message.contains("connection") || message.contains("terminating")
+        }
+        Error::BrokenTransactionManager => true,
+        _ => false,
+    }
+}
+
+/// Retries a read that needs the database until it succeeds or the hub shuts down.
+async fn retry_database<T, E, F, Fut>(
+    what: &str,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Ok(value) => return Some(value),
+            Err(error) => tracing::warn!(%error, "cannot {what}; retrying"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Publishes the batch's outbox rows and marks them sent. A failure to mark them is only
+/// logged: the rows stay pending and the sweeper publishes them again later, which a
+/// receiver recognises by their message ids.
+async fn publish_and_settle(
+    context: &Arc<HubContext>,
+    channel: &Channel,
+    outgoing: &[OutboxMessage],
+) -> Result<(), SessionError> {
+    if outgoing.is_empty() {
+        return Ok(());
+    }
+    let report = outbox::publish(channel, outgoing).await?;
+    let settled = match context.pool.get().await {
+        Ok(mut connection) => outbox::settle(&mut connection, &report)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(error) = settled {
+        tracing::warn!(%error, rows = report.sent.len(), "cannot mark published outbox rows as sent; the sweeper will republish them");
+    }
+    Ok(())
+}
+
+/// Runs the outbox sweeper until `shutdown`.
+pub async fn run_sweeper(context: Arc<HubContext>, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match sweeper_session(&context, &shutdown).await {
+            Ok(()) => return,
+            Err(error) => {
+                context.set_broker_ready(false);
+                tracing::warn!(%error, "outbox sweeper stopped; reconnecting");
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn sweeper_session(
+    context: &Arc<HubContext>,
+    shutdown: &CancellationToken,
+) -> Result<(), SessionError> {
+    let connection =
+        crate::amqp::connect(&context.config.amqp_url, "epix-hub outbox sweeper").await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    context.set_broker_ready(true);
+    loop {
+        match outbox::sweep_once(&context.pool, &channel, context.config.outbox_grace).await {
+            Ok(_) => {}
+            Err(outbox::SweepError::Broker(error)) => return Err(SessionError::Broker(error)),
+            Err(error) => tracing::warn!(%error, "outbox sweep failed; retrying"),
+        }
+        if !connection.status().connected() {
+            return Err(SessionError::ConnectionLost);
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                let _ = connection.close(200, "hub stopping".into()).await;
+                return Ok(());
+            }
+            () = tokio::time::sleep(context.config.outbox_sweep_interval) => {}
+        }
+    }
+}

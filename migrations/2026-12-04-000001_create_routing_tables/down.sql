@@ -1,0 +1,4 @@
+DROP TABLE outbox;
+DROP TABLE permits;
+DROP TABLE messages;
+DROP TABLE parties;
