@@ -39,6 +39,28 @@ pub enum ErrorCode {
     ValidityBeforeIssue,
     PermitExpired,
     PermitAlreadyExists,
+    /// A field the model does not know; a warning, the field is ignored.
+    FieldUnknown,
+    /// A unit that the CITES term/unit pairs do not allow for the term.
+    TermUnitNotAllowed,
+    /// A validity period longer than the document type allows.
+    ValidityExceedsMaximum,
+    /// A re-export block that names neither the origin permit nor the last re-export certificate.
+    ReExportReferenceMissing,
+    /// An issuing country that is not the exporter's (export, re-export) or the importer's (import).
+    IssuingCountryMismatch,
+    /// An Appendix that differs from the taxon's current listing; a warning, since listings change.
+    AppendixMismatch,
+    /// A scientific name that is not a listed CITES taxon; a warning.
+    TaxonUnknown,
+    /// No applicant signature where the issuing Party's form requires one.
+    ApplicantSignatureMissing,
+    /// An XML document whose root or namespace is not a known CITES ePermit version.
+    DocumentNamespaceUnknown,
+    /// An XML document with a DTD or an entity reference other than the predefined ones.
+    DocumentDtdForbidden,
+    /// An XML document over the nesting-depth or element-count limit.
+    DocumentTooComplex,
     // HTTP API.
     NotFound,
     BadRequest,
@@ -47,6 +69,52 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::MessageIdMissing,
+        Self::MessageIdInvalid,
+        Self::MessageTypeMissing,
+        Self::MessageTypeUnknown,
+        Self::MessageTypeUnsupported,
+        Self::ContentTypeUnsupported,
+        Self::SenderUnauthenticated,
+        Self::SenderUnknown,
+        Self::SenderMismatch,
+        Self::AddresseeMissing,
+        Self::AddresseeUnknown,
+        Self::HeaderMismatch,
+        Self::BodyTooLarge,
+        Self::CorrelationIdMissing,
+        Self::CorrelatedMessageUnknown,
+        Self::NotAddressee,
+        Self::ProcessingFailed,
+        Self::DeliveryFailed,
+        Self::DocumentMalformed,
+        Self::FieldMissing,
+        Self::FieldInvalid,
+        Self::CodeUnknown,
+        Self::QuantityNotPositive,
+        Self::DateInvalid,
+        Self::ValidityBeforeIssue,
+        Self::PermitExpired,
+        Self::PermitAlreadyExists,
+        Self::FieldUnknown,
+        Self::TermUnitNotAllowed,
+        Self::ValidityExceedsMaximum,
+        Self::ReExportReferenceMissing,
+        Self::IssuingCountryMismatch,
+        Self::AppendixMismatch,
+        Self::TaxonUnknown,
+        Self::ApplicantSignatureMissing,
+        Self::DocumentNamespaceUnknown,
+        Self::DocumentDtdForbidden,
+        Self::DocumentTooComplex,
+        Self::NotFound,
+        Self::BadRequest,
+        Self::ServiceUnavailable,
+        Self::InternalError,
+    ];
+
     /// The code as it appears in JSON, such as `field_missing`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -77,6 +145,17 @@ impl ErrorCode {
             Self::ValidityBeforeIssue => "validity_before_issue",
             Self::PermitExpired => "permit_expired",
             Self::PermitAlreadyExists => "permit_already_exists",
+            Self::FieldUnknown => "field_unknown",
+            Self::TermUnitNotAllowed => "term_unit_not_allowed",
+            Self::ValidityExceedsMaximum => "validity_exceeds_maximum",
+            Self::ReExportReferenceMissing => "re_export_reference_missing",
+            Self::IssuingCountryMismatch => "issuing_country_mismatch",
+            Self::AppendixMismatch => "appendix_mismatch",
+            Self::TaxonUnknown => "taxon_unknown",
+            Self::ApplicantSignatureMissing => "applicant_signature_missing",
+            Self::DocumentNamespaceUnknown => "document_namespace_unknown",
+            Self::DocumentDtdForbidden => "document_dtd_forbidden",
+            Self::DocumentTooComplex => "document_too_complex",
             Self::NotFound => "not_found",
             Self::BadRequest => "bad_request",
             Self::ServiceUnavailable => "service_unavailable",
@@ -158,6 +237,16 @@ mod tests {
         ] {
             let json = serde_json::to_string(&code).expect("codes serialise");
             assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+
+    #[test]
+    fn every_error_code_serde_matches_as_str() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(code).expect("codes serialise");
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            let back: ErrorCode = serde_json::from_str(&json).expect("codes deserialise");
+            assert_eq!(back, *code);
         }
     }
 

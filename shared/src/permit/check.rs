@@ -1,22 +1,73 @@
-//! Shape checks of a JSON permit document.
-//!
-//! The checks walk a `serde_json::Value` rather than deserialising into structs, because
-//! serde stops at the first error and a sender needs every problem in one receipt.
+//! Reading a body as received into the model, and checking it.
 
-use chrono::{DateTime, NaiveDate, Utc};
-use serde_json::Value;
+use chrono::{DateTime, Utc};
 
-use super::{CheckedDocument, DocumentType, PermitSummary};
-use crate::{ErrorCode, PartyCode, Problem};
+use super::validate::{Rules, validate};
+use super::{CheckedDocument, Permit, PermitSummary, json};
+use crate::envelope::MAX_BODY_BYTES;
+use crate::{ErrorCode, Problem};
 
-const APPENDICES: [&str; 3] = ["I", "II", "III"];
-/// Source codes of Box 10 (Res. Conf. 12.3): wild, ranched, registered captive-bred,
-/// artificially propagated, captive-bred, born in captivity, confiscated, pre-Convention,
-/// unknown, introduction from the sea, and assisted production.
-const SOURCES: [&str; 11] = ["W", "R", "D", "A", "C", "F", "I", "O", "U", "X", "Y"];
-const MAX_PERMIT_NUMBER_CHARS: usize = 70;
+/// The form a document arrived in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DocumentFormat {
+    Json,
+    /// CITES ePermit XML, toolkit v1 (`CBFShip`).
+    XmlV1,
+    /// CITES ePermit XML, toolkit v2 (`CITESEPermit`).
+    XmlV2,
+}
 
-/// Checks a document body as received and returns its summary, or every problem found.
+/// A permit read from a body, before validation.
+#[derive(Debug, Clone)]
+pub struct ReadDocument {
+    pub permit: Permit,
+    pub format: DocumentFormat,
+    /// Problems that do not stop reading, such as unknown JSON fields.
+    pub warnings: Vec<Problem>,
+}
+
+/// Reads a body into the model according to its content type: `application/json` for the
+/// JSON form, `application/xml` (or `text/xml`) for CITES ePermit XML, toolkit v1 or v2.
+///
+/// The error lists every problem found while reading; validation rules are not applied.
+pub fn read_document(content_type: &str, body: &[u8]) -> Result<ReadDocument, Vec<Problem>> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(vec![
+            Problem::new(
+                ErrorCode::BodyTooLarge,
+                format!(
+                    "body has {} bytes: expected at most {MAX_BODY_BYTES}",
+                    body.len()
+                ),
+            )
+            .with_value(body.len().to_string()),
+        ]);
+    }
+    let media_type = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match media_type.as_str() {
+        "application/json" => json::read_json(body).map(|read| ReadDocument {
+            permit: read.permit,
+            format: DocumentFormat::Json,
+            warnings: read.warnings,
+        }),
+        _ => Err(vec![
+            Problem::new(
+                ErrorCode::ContentTypeUnsupported,
+                "content type is not supported: expected application/json or application/xml",
+            )
+            .at("amqp:content_type")
+            .with_value(content_type),
+        ]),
+    }
+}
+
+/// Checks a document body as received with the default [`Rules`] (no Party profiles, no
+/// test countries) and returns its summary, or every problem found.
 ///
 /// `as_of` is the time validity is judged at: the hub's receipt time for a submission.
 pub fn check_document(
@@ -24,369 +75,44 @@ pub fn check_document(
     body: &[u8],
     as_of: DateTime<Utc>,
 ) -> Result<CheckedDocument, Vec<Problem>> {
-    if content_type != "application/json" {
-        return Err(vec![
-            Problem::new(
-                ErrorCode::ContentTypeUnsupported,
-                "content type is not supported: expected application/json",
-            )
-            .at("amqp:content_type")
-            .with_value(content_type),
-        ]);
-    }
-    let document: Value = serde_json::from_slice(body).map_err(|error| {
-        vec![Problem::new(
-            ErrorCode::DocumentMalformed,
-            format!("body is not valid JSON: {error}"),
-        )]
-    })?;
-    let Some(root) = document.as_object() else {
-        return Err(vec![
-            Problem::new(ErrorCode::DocumentMalformed, "body must be a JSON object").at(""),
-        ]);
-    };
-
-    let mut checker = Checker::default();
-    let issuing_country = checker.party(root.get("issuing_country"), "/issuing_country");
-    let permit_number = checker.permit_number(root.get("permit_number"));
-    let document_type = checker.document_type(root.get("document_type"));
-    let issue_date = match root.get("issue_date") {
-        None | Some(Value::Null) => None,
-        value => checker.date(value, "/issue_date"),
-    };
-    let valid_until = checker.date(root.get("valid_until"), "/valid_until");
-    let importer_country = checker.party_of(root.get("importer"), "/importer");
-    let exporter_country = checker.party_of(root.get("exporter"), "/exporter");
-    checker.lines(root.get("lines"));
-
-    if let (Some(issued), Some(until)) = (issue_date, valid_until) {
-        if until < issued {
-            checker.push(
-                Problem::new(
-                    ErrorCode::ValidityBeforeIssue,
-                    format!("valid_until is before issue_date {issued}: expected a later date"),
-                )
-                .at("/valid_until")
-                .with_value(until.to_string()),
-            );
-        }
-    }
-    if let Some(until) = valid_until {
-        // NOTE: judged on the UTC calendar day; the issuing Party's time zone is not yet known.
-        if until < as_of.date_naive() {
-            checker.push(
-                Problem::new(
-                    ErrorCode::PermitExpired,
-                    format!(
-                        "document expired before {}: expected valid_until on or after that day",
-                        as_of.date_naive()
-                    ),
-                )
-                .at("/valid_until")
-                .with_value(until.to_string()),
-            );
-        }
-    }
-
-    match (
-        issuing_country,
-        permit_number,
-        document_type,
-        valid_until,
-        importer_country,
-        exporter_country,
-    ) {
-        (Some(issuing), Some(number), Some(kind), Some(until), Some(importer), Some(exporter))
-            if checker.problems.is_empty() =>
-        {
-            Ok(CheckedDocument {
-                summary: PermitSummary {
-                    issuing_country: issuing,
-                    permit_number: number,
-                    document_type: kind,
-                    issue_date,
-                    valid_until: until,
-                    importer_country: importer,
-                    exporter_country: exporter,
-                },
-                warnings: Vec::new(),
-            })
-        }
-        _ => Err(checker.problems),
-    }
+    check_document_with(content_type, body, as_of, &Rules::default())
 }
 
-#[derive(Default)]
-struct Checker {
-    problems: Vec<Problem>,
-}
-
-impl Checker {
-    fn push(&mut self, problem: Problem) {
-        self.problems.push(problem);
+/// Checks a document body as received with the given rules; see [`check_document`].
+pub fn check_document_with(
+    content_type: &str,
+    body: &[u8],
+    as_of: DateTime<Utc>,
+    rules: &Rules,
+) -> Result<CheckedDocument, Vec<Problem>> {
+    let read = read_document(content_type, body)?;
+    let validation = validate(&read.permit, as_of, rules);
+    if !validation.is_valid() {
+        return Err(validation.errors);
     }
-
-    fn missing(&mut self, pointer: &str, expected: &str) {
-        self.push(
-            Problem::new(
-                ErrorCode::FieldMissing,
-                format!("required field is missing: expected {expected}"),
-            )
-            .at(pointer),
-        );
-    }
-
-    fn invalid(&mut self, code: ErrorCode, pointer: &str, value: &Value, expected: &str) {
-        let shown = match value {
-            Value::String(text) => text.clone(),
-            other => other.to_string(),
-        };
-        self.push(
-            Problem::new(code, format!("invalid value: expected {expected}"))
-                .at(pointer)
-                .with_value(shown),
-        );
-    }
-
-    fn string<'a>(
-        &mut self,
-        value: Option<&'a Value>,
-        pointer: &str,
-        expected: &str,
-    ) -> Option<&'a str> {
-        match value {
-            None | Some(Value::Null) => {
-                self.missing(pointer, expected);
-                None
-            }
-            Some(Value::String(text)) if text.trim().is_empty() => {
-                self.invalid(
-                    ErrorCode::FieldInvalid,
-                    pointer,
-                    &Value::String(text.clone()),
-                    expected,
-                );
-                None
-            }
-            Some(Value::String(text)) => Some(text),
-            Some(other) => {
-                self.invalid(ErrorCode::FieldInvalid, pointer, other, expected);
-                None
-            }
-        }
-    }
-
-    fn party(&mut self, value: Option<&Value>, pointer: &str) -> Option<PartyCode> {
-        const EXPECTED: &str = "an ISO 3166-1 alpha-2 country code such as CH";
-        let text = self.string(value, pointer, EXPECTED)?;
-        match text.parse() {
-            Ok(code) => Some(code),
-            Err(_) => {
-                self.invalid(
-                    ErrorCode::CodeUnknown,
-                    pointer,
-                    &Value::String(text.to_owned()),
-                    EXPECTED,
-                );
-                None
-            }
-        }
-    }
-
-    /// Reads the `country` of a trader object such as `/importer`.
-    fn party_of(&mut self, value: Option<&Value>, pointer: &str) -> Option<PartyCode> {
-        match value {
-            None | Some(Value::Null) => {
-                self.missing(pointer, "an object with name, address and country");
-                None
-            }
-            Some(Value::Object(trader)) => {
-                self.string(
-                    trader.get("name"),
-                    &format!("{pointer}/name"),
-                    "the trader's name",
-                );
-                self.party(trader.get("country"), &format!("{pointer}/country"))
-            }
-            Some(other) => {
-                self.invalid(
-                    ErrorCode::FieldInvalid,
-                    pointer,
-                    other,
-                    "an object with name, address and country",
-                );
-                None
-            }
-        }
-    }
-
-    fn permit_number(&mut self, value: Option<&Value>) -> Option<String> {
-        const EXPECTED: &str = "the permit number as issued, 1 to 70 characters";
-        let text = self.string(value, "/permit_number", EXPECTED)?;
-        if text.chars().count() > MAX_PERMIT_NUMBER_CHARS || text.chars().any(char::is_control) {
-            self.invalid(
-                ErrorCode::FieldInvalid,
-                "/permit_number",
-                &Value::String(text.to_owned()),
-                EXPECTED,
-            );
-            return None;
-        }
-        Some(text.to_owned())
-    }
-
-    fn document_type(&mut self, value: Option<&Value>) -> Option<DocumentType> {
-        let expected = format!(
-            "one of {}",
-            DocumentType::ALL.map(DocumentType::as_str).join(", ")
-        );
-        let text = self.string(value, "/document_type", &expected)?;
-        let parsed = DocumentType::parse(text);
-        if parsed.is_none() {
-            self.invalid(
-                ErrorCode::CodeUnknown,
-                "/document_type",
-                &Value::String(text.to_owned()),
-                &expected,
-            );
-        }
-        parsed
-    }
-
-    fn date(&mut self, value: Option<&Value>, pointer: &str) -> Option<NaiveDate> {
-        const EXPECTED: &str = "a date as YYYY-MM-DD";
-        let text = self.string(value, pointer, EXPECTED)?;
-        match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-            Ok(date) => Some(date),
-            Err(_) => {
-                self.invalid(
-                    ErrorCode::DateInvalid,
-                    pointer,
-                    &Value::String(text.to_owned()),
-                    EXPECTED,
-                );
-                None
-            }
-        }
-    }
-
-    fn lines(&mut self, value: Option<&Value>) {
-        let lines = match value {
-            None | Some(Value::Null) => {
-                self.missing("/lines", "at least one line item");
-                return;
-            }
-            Some(Value::Array(lines)) if lines.is_empty() => {
-                self.invalid(
-                    ErrorCode::FieldInvalid,
-                    "/lines",
-                    &Value::Array(Vec::new()),
-                    "at least one line item",
-                );
-                return;
-            }
-            Some(Value::Array(lines)) => lines,
-            Some(other) => {
-                self.invalid(
-                    ErrorCode::FieldInvalid,
-                    "/lines",
-                    other,
-                    "an array of line items",
-                );
-                return;
-            }
-        };
-        for (index, line) in lines.iter().enumerate() {
-            let base = format!("/lines/{index}");
-            let Some(line) = line.as_object() else {
-                self.invalid(ErrorCode::FieldInvalid, &base, line, "a line item object");
-                continue;
-            };
-            self.string(
-                line.get("scientific_name"),
-                &format!("{base}/scientific_name"),
-                "the taxon's scientific name",
-            );
-            self.code(
-                line.get("appendix"),
-                &format!("{base}/appendix"),
-                &APPENDICES,
-                "appendix I, II or III",
-            );
-            self.code(
-                line.get("source"),
-                &format!("{base}/source"),
-                &SOURCES,
-                "a CITES source code such as W or C",
-            );
-            self.term(line.get("term"), &format!("{base}/term"));
-            self.quantity(line.get("quantity"), &format!("{base}/quantity"));
-            self.unit(line.get("unit"), &format!("{base}/unit"));
-        }
-    }
-
-    fn code(&mut self, value: Option<&Value>, pointer: &str, allowed: &[&str], expected: &str) {
-        if let Some(text) = self.string(value, pointer, expected) {
-            if !allowed.contains(&text) {
-                self.invalid(
-                    ErrorCode::CodeUnknown,
-                    pointer,
-                    &Value::String(text.to_owned()),
-                    expected,
-                );
-            }
-        }
-    }
-
-    fn term(&mut self, value: Option<&Value>, pointer: &str) {
-        const EXPECTED: &str = "a three-letter CITES term code such as LIV or SKI";
-        if let Some(text) = self.string(value, pointer, EXPECTED) {
-            if text.len() != 3 || !text.bytes().all(|b| b.is_ascii_uppercase()) {
-                self.invalid(
-                    ErrorCode::CodeUnknown,
-                    pointer,
-                    &Value::String(text.to_owned()),
-                    EXPECTED,
-                );
-            }
-        }
-    }
-
-    fn unit(&mut self, value: Option<&Value>, pointer: &str) {
-        const EXPECTED: &str =
-            "a CITES unit code such as KIL, or an empty string for a number of specimens";
-        match value {
-            None | Some(Value::Null) => self.missing(pointer, EXPECTED),
-            Some(Value::String(text)) if text.is_empty() => {}
-            Some(Value::String(text))
-                if (2..=3).contains(&text.len())
-                    && text.bytes().all(|b| b.is_ascii_uppercase()) => {}
-            Some(other) => self.invalid(ErrorCode::CodeUnknown, pointer, other, EXPECTED),
-        }
-    }
-
-    fn quantity(&mut self, value: Option<&Value>, pointer: &str) {
-        const EXPECTED: &str = "a number greater than zero";
-        match value {
-            None | Some(Value::Null) => self.missing(pointer, EXPECTED),
-            Some(Value::Number(number)) => match number.as_f64() {
-                Some(q) if q > 0.0 && q.is_finite() => {}
-                _ => self.invalid(
-                    ErrorCode::QuantityNotPositive,
-                    pointer,
-                    &Value::Number(number.clone()),
-                    EXPECTED,
-                ),
-            },
-            Some(other) => self.invalid(ErrorCode::FieldInvalid, pointer, other, EXPECTED),
-        }
-    }
+    let permit = read.permit;
+    let mut warnings = read.warnings;
+    warnings.extend(validation.warnings);
+    Ok(CheckedDocument {
+        summary: PermitSummary {
+            issuing_country: permit.issuing_country,
+            permit_number: permit.permit_number.clone(),
+            document_type: permit.document_type,
+            issue_date: Some(permit.issue_date),
+            valid_until: permit.valid_until,
+            importer_country: permit.importer.country,
+            exporter_country: permit.exporter.country,
+        },
+        warnings,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    use crate::permit::DocumentType;
 
     fn as_of() -> DateTime<Utc> {
         "2026-12-04T12:00:00Z".parse().expect("valid time")
@@ -399,6 +125,7 @@ mod tests {
             "issuing_country": "CH",
             "issue_date": "2026-12-01",
             "valid_until": "2027-05-31",
+            "purpose": "T",
             "importer": {"name": "Zoo Leipzig", "country": "DE"},
             "exporter": {"name": "Reptilien AG", "country": "CH"},
             "lines": [{
@@ -423,12 +150,22 @@ mod tests {
         assert_eq!(checked.summary.permit_number, "26CH000123/A");
         assert_eq!(checked.summary.issuing_country.as_str(), "CH");
         assert_eq!(checked.summary.importer_country.as_str(), "DE");
+        assert_eq!(checked.summary.exporter_country.as_str(), "CH");
         assert_eq!(checked.summary.document_type, DocumentType::Export);
+        assert_eq!(checked.summary.issue_date, "2026-12-01".parse().ok());
+        assert!(checked.warnings.is_empty(), "{:?}", checked.warnings);
+    }
+
+    #[test]
+    fn content_type_parameters_are_ignored() {
+        let body = serde_json::to_vec(&valid()).expect("serialises");
+        let checked = check_document("Application/JSON; charset=utf-8", &body, as_of());
+        assert!(checked.is_ok(), "{checked:?}");
     }
 
     #[test]
     fn each_bad_field_gets_its_problem() {
-        let cases: [(&str, Value, ErrorCode); 9] = [
+        let cases: [(&str, Value, ErrorCode); 11] = [
             ("/issuing_country", json!("ch"), ErrorCode::CodeUnknown),
             ("/permit_number", json!(""), ErrorCode::FieldInvalid),
             ("/document_type", json!("permit"), ErrorCode::CodeUnknown),
@@ -446,6 +183,8 @@ mod tests {
                 ErrorCode::FieldInvalid,
             ),
             ("/issue_date", json!("yesterday"), ErrorCode::DateInvalid),
+            ("/purpose", json!("K"), ErrorCode::CodeUnknown),
+            ("/purpose", json!(null), ErrorCode::FieldMissing),
         ];
         for (pointer, value, code) in cases {
             let mut document = valid();
@@ -490,6 +229,17 @@ mod tests {
     }
 
     #[test]
+    fn unknown_field_is_a_warning() {
+        let mut document = valid();
+        document["colour"] = json!("green");
+        let body = serde_json::to_vec(&document).expect("serialises");
+        let checked = check_document("application/json", &body, as_of()).expect("valid");
+        assert_eq!(checked.warnings.len(), 1, "{:?}", checked.warnings);
+        assert_eq!(checked.warnings[0].code, ErrorCode::FieldUnknown);
+        assert_eq!(checked.warnings[0].pointer.as_deref(), Some("/colour"));
+    }
+
+    #[test]
     fn non_json_body_is_malformed() {
         let found = check_document("application/json", b"<xml/>", as_of()).expect_err("not JSON");
         assert_eq!(found[0].code, ErrorCode::DocumentMalformed);
@@ -499,5 +249,12 @@ mod tests {
     fn other_content_type_is_unsupported() {
         let found = check_document("text/plain", b"{}", as_of()).expect_err("wrong type");
         assert_eq!(found[0].code, ErrorCode::ContentTypeUnsupported);
+    }
+
+    #[test]
+    fn oversized_body_is_rejected() {
+        let body = vec![b' '; MAX_BODY_BYTES + 1];
+        let found = check_document("application/json", &body, as_of()).expect_err("too large");
+        assert_eq!(found[0].code, ErrorCode::BodyTooLarge);
     }
 }

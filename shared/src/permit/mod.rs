@@ -1,21 +1,41 @@
-//! The permit document in its JSON form, and the checks the hub and spokes run on it.
+//! The CITES permit and certificate model, its code lists, its validation, and its JSON
+//! and CITES ePermit XML forms.
 //!
-//! [`check_document`] is the one entry point: it reads a body as received, returns the
+//! [`check_document`] is the hub's entry point: it reads a body as received, returns the
 //! summary the hub routes and indexes on, and lists every problem at once rather than
-//! stopping at the first.
+//! stopping at the first. [`read_document`] gives the full [`Permit`], [`validate`] checks
+//! one, and [`write_xml_v2`] writes one as toolkit v2 XML.
 
 mod check;
+pub mod code_lists;
+pub mod codes;
+mod json;
+pub mod model;
+mod schema;
+mod validate;
+#[cfg(test)]
+mod validate_tests;
 
 use chrono::NaiveDate;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{PartyCode, Problem};
 
-pub use check::check_document;
+pub use check::{DocumentFormat, ReadDocument, check_document, check_document_with, read_document};
+pub use codes::{Appendix, PurposeCode, SourceCode, TermCode, UnitCode};
+pub use json::read_json;
+pub use model::{
+    DocumentReference, Endorsement, LineItem, Measure, Permit, QuotaUse, Signature, Trader,
+};
+pub use schema::permit_json_schema;
+pub use validate::{
+    PartyProfile, Rules, Validation, default_utc_offset, max_validity_months, validate,
+};
 
 /// The document types of the CITES standard form (Box 1) and the certificates issued on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentType {
     Export,
