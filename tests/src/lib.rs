@@ -1,1 +1,344 @@
+//! Test kit for end-to-end tests and the benchmark: a database and a broker virtual host of
+//! their own for each test, a hub started in-process, and spokes for registered Parties.
+//!
+//! Reads `DATABASE_URL` (any database on the server; default the `postgres` database on
+//! 127.0.0.1), `AMQP_URL` (default guest on 127.0.0.1) and `EPIX_BROKER_MANAGEMENT_URL`
+//! (default http://127.0.0.1:15672). Everything a test creates is removed when its
+//! [`TestEnv`] is dropped.
 
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use epix_hub::{Config, Hub};
+use epix_shared::PartyCode;
+use epix_spoke::SpokeConfig;
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use rand::Rng;
+
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/postgres";
+const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const DEFAULT_MANAGEMENT_URL: &str = "http://127.0.0.1:15672";
+
+/// A database and a broker virtual host for one test.
+pub struct TestEnv {
+    pub id: String,
+    pub database_url: String,
+    pub amqp_url: String,
+    admin_database_url: String,
+    database_name: String,
+    management: Management,
+    vhost: String,
+    party_prefix: String,
+}
+
+impl TestEnv {
+    /// Creates an empty database and virtual host with names unique to this test.
+    pub async fn new() -> anyhow::Result<Self> {
+        let id: String = rand::rng()
+            .sample_iter(&rand::distr::Alphanumeric)
+            .take(10)
+            .map(|c| char::from(c).to_ascii_lowercase())
+            .collect();
+        let admin_database_url =
+            std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+        let base_amqp = std::env::var("AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.to_owned());
+        let management_url = std::env::var("EPIX_BROKER_MANAGEMENT_URL")
+            .unwrap_or_else(|_| DEFAULT_MANAGEMENT_URL.to_owned());
+
+        let database_name = format!("epix_test_{id}");
+        let mut admin = AsyncPgConnection::establish(&admin_database_url)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot connect to PostgreSQL at {admin_database_url}; run scripts/services"
+                )
+            })?;
+        diesel::sql_query(format!("CREATE DATABASE {database_name}"))
+            .execute(&mut admin)
+            .await
+            .context("cannot create the test database")?;
+        let database_url = replace_path(&admin_database_url, &database_name);
+
+        let vhost = format!("epix-test-{id}");
+        let management = Management::new(&management_url);
+        management.create_vhost(&vhost).await?;
+        let amqp_url = replace_path(&base_amqp, &vhost);
+
+        Ok(Self {
+            party_prefix: format!("t{id}-party-"),
+            id,
+            database_url,
+            amqp_url,
+            admin_database_url,
+            database_name,
+            management,
+            vhost,
+        })
+    }
+
+    /// The hub's configuration for this test: its own database and virtual host, HTTP on a
+    /// free port, and a short outbox grace so that recovery tests run quickly.
+    pub fn hub_config(&self) -> Config {
+        let management_url = std::env::var("EPIX_BROKER_MANAGEMENT_URL")
+            .unwrap_or_else(|_| DEFAULT_MANAGEMENT_URL.to_owned());
+        let vars = [
+            ("DATABASE_URL", self.database_url.clone()),
+            ("AMQP_URL", self.amqp_url.clone()),
+            ("EPIX_HTTP_BIND", "127.0.0.1:0".to_owned()),
+            ("EPIX_BROKER_MANAGEMENT_URL", management_url),
+            ("EPIX_PARTY_USER_PREFIX", self.party_prefix.clone()),
+            ("EPIX_WORKERS", "2".to_owned()),
+            ("EPIX_OUTBOX_GRACE_MS", "1000".to_owned()),
+            ("EPIX_OUTBOX_SWEEP_MS", "200".to_owned()),
+        ];
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.clone())
+        })
+        .expect("the test configuration is valid")
+    }
+
+    /// The environment variables that configure a hub process for this test.
+    pub fn hub_env(&self) -> Vec<(String, String)> {
+        let config = self.hub_config();
+        vec![
+            ("DATABASE_URL".into(), config.database_url),
+            ("AMQP_URL".into(), config.amqp_url),
+            ("EPIX_HTTP_BIND".into(), "127.0.0.1:0".into()),
+            ("EPIX_BROKER_MANAGEMENT_URL".into(), config.management_url),
+            ("EPIX_PARTY_USER_PREFIX".into(), config.party_user_prefix),
+            ("EPIX_WORKERS".into(), config.workers.to_string()),
+            (
+                "EPIX_OUTBOX_GRACE_MS".into(),
+                config.outbox_grace.as_millis().to_string(),
+            ),
+            (
+                "EPIX_OUTBOX_SWEEP_MS".into(),
+                config.outbox_sweep_interval.as_millis().to_string(),
+            ),
+        ]
+    }
+
+    pub async fn start_hub(&self) -> anyhow::Result<Hub> {
+        Ok(Hub::start(self.hub_config()).await?)
+    }
+
+    /// Registers a Party as `epix-hub party add` does and returns its spoke settings.
+    pub async fn add_party(&self, code: &str) -> anyhow::Result<SpokeConfig> {
+        let config = self.hub_config();
+        epix_hub::db::migrate(&config.database_url).await?;
+        let pool = epix_hub::db::pool(&config.database_url, 2)?;
+        let party: PartyCode = code.parse()?;
+        let settings =
+            epix_hub::parties::add(&config, &pool, party, &format!("Party {code}")).await?;
+        Ok(SpokeConfig::new(&settings.amqp_url, party))
+    }
+
+    /// Connects to this test's virtual host as the broker administrator.
+    pub async fn broker(&self) -> anyhow::Result<lapin::Connection> {
+        Ok(epix_hub::amqp::connect(&self.amqp_url, "epix-test inspector").await?)
+    }
+
+    /// Returns the number of ready messages in `queue`.
+    pub async fn queue_depth(&self, queue: &str) -> anyhow::Result<u32> {
+        let connection = self.broker().await?;
+        let channel = connection.create_channel().await?;
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let declared = channel
+            .queue_declare(queue.into(), options, FieldTable::default())
+            .await?;
+        let _ = connection.close(200, "done".into()).await;
+        Ok(declared.message_count())
+    }
+
+    /// Connects to this test's database.
+    pub async fn database(&self) -> anyhow::Result<AsyncPgConnection> {
+        Ok(AsyncPgConnection::establish(&self.database_url).await?)
+    }
+
+    async fn cleanup(&self) -> anyhow::Result<()> {
+        let mut admin = AsyncPgConnection::establish(&self.admin_database_url).await?;
+        diesel::sql_query(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.database_name
+        ))
+        .execute(&mut admin)
+        .await?;
+        self.management.delete_vhost(&self.vhost).await?;
+        self.management
+            .delete_users_with_prefix(&self.party_prefix)
+            .await
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Drop cannot await, and may run inside a runtime, so clean up on a thread of its own.
+        let env = TestEnvCleanup {
+            admin_database_url: self.admin_database_url.clone(),
+            database_name: self.database_name.clone(),
+            vhost: self.vhost.clone(),
+            party_prefix: self.party_prefix.clone(),
+            management_url: self.management.base.clone(),
+        };
+        let cleaned = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(env.run())
+        })
+        .join();
+        if let Ok(Err(error)) = cleaned {
+            eprintln!("warning: cleanup of test {} failed: {error:#}", self.id);
+        }
+    }
+}
+
+struct TestEnvCleanup {
+    admin_database_url: String,
+    database_name: String,
+    vhost: String,
+    party_prefix: String,
+    management_url: String,
+}
+
+impl TestEnvCleanup {
+    async fn run(self) -> anyhow::Result<()> {
+        let env = TestEnv {
+            id: String::new(),
+            database_url: String::new(),
+            amqp_url: String::new(),
+            admin_database_url: self.admin_database_url,
+            database_name: self.database_name,
+            management: Management::new(&self.management_url),
+            vhost: self.vhost,
+            party_prefix: self.party_prefix,
+        };
+        let result = env.cleanup().await;
+        std::mem::forget(env);
+        result
+    }
+}
+
+/// Replaces the path of a URL (the database or virtual host) with `path`.
+fn replace_path(url: &str, path: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    format!("{scheme}://{authority}/{path}")
+}
+
+struct Management {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Management {
+    fn new(base: &str) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .unwrap_or_default(),
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base))
+            .basic_auth("guest", Some("guest"));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}: the RabbitMQ management API at {} does not answer; run scripts/services", self.base))?;
+        if !response.status().is_success() && response.status() != reqwest::StatusCode::NOT_FOUND {
+            bail!("{method} {path}: HTTP {}", response.status());
+        }
+        Ok(response)
+    }
+
+    async fn create_vhost(&self, vhost: &str) -> anyhow::Result<()> {
+        self.request(reqwest::Method::PUT, &format!("/api/vhosts/{vhost}"), None)
+            .await?;
+        let permissions = serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"});
+        self.request(
+            reqwest::Method::PUT,
+            &format!("/api/permissions/{vhost}/guest"),
+            Some(permissions),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_vhost(&self, vhost: &str) -> anyhow::Result<()> {
+        self.request(
+            reqwest::Method::DELETE,
+            &format!("/api/vhosts/{vhost}"),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_users_with_prefix(&self, prefix: &str) -> anyhow::Result<()> {
+        let users: Vec<serde_json::Value> = self
+            .request(reqwest::Method::GET, "/api/users", None)
+            .await?
+            .json()
+            .await?;
+        for user in users {
+            if let Some(name) = user["name"]
+                .as_str()
+                .filter(|name| name.starts_with(prefix))
+            {
+                self.request(reqwest::Method::DELETE, &format!("/api/users/{name}"), None)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A valid export permit of `issuer` addressed to `importer`, built from real CITES data:
+/// captive-bred Hermann's tortoises (Appendix II, source C, term LIV, counted in specimens).
+pub fn permit_json(issuer: &str, importer: &str, number: &str) -> Vec<u8> {
+    let today = chrono::Utc::now().date_naive();
+    let valid_until = today + chrono::Days::new(150);
+    let document = serde_json::json!({
+        "document_type": "export",
+        "permit_number": number,
+        "issuing_country": issuer,
+        "issue_date": today.to_string(),
+        "valid_until": valid_until.to_string(),
+        "purpose": "T",
+        "importer": {"name": "Importing zoo", "address": "1 Zoo Road", "country": importer},
+        "exporter": {"name": "Exporting breeder", "address": "2 Farm Lane", "country": issuer},
+        "lines": [{
+            "block": "A",
+            "scientific_name": "Testudo hermanni",
+            "common_name": "Hermann's tortoise",
+            "description": "live juveniles, captive-bred",
+            "appendix": "II",
+            "source": "C",
+            "term": "LIV",
+            "quantity": 12,
+            "unit": ""
+        }]
+    });
+    serde_json::to_vec_pretty(&document).expect("a JSON value serialises")
+}

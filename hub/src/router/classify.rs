@@ -120,17 +120,17 @@ pub async fn classify(
         },
         _ => None,
     };
-    if let (Some(sender), Some(claimed)) = (sender, claimed_sender.as_deref()) {
-        if claimed != sender.as_str() {
-            problems.push(
-                Problem::new(
-                    ErrorCode::SenderMismatch,
-                    format!("the sender header must name the authenticated party {sender}"),
-                )
-                .at(format!("header:{HEADER_SENDER}"))
-                .with_value(claimed),
-            );
-        }
+    if let (Some(sender), Some(claimed)) = (sender, claimed_sender.as_deref())
+        && claimed != sender.as_str()
+    {
+        problems.push(
+            Problem::new(
+                ErrorCode::SenderMismatch,
+                format!("the sender header must name the authenticated party {sender}"),
+            )
+            .at(format!("header:{HEADER_SENDER}"))
+            .with_value(claimed),
+        );
     }
 
     let raw_message_id = properties.message_id().as_ref().map(|id| id.to_string());
@@ -388,50 +388,50 @@ fn check_document_headers(
     number_header: Option<&str>,
     problems: &mut Vec<Problem>,
 ) {
-    if let Some(sender) = sender {
-        if sender != summary.issuing_country {
-            problems.push(
-                Problem::new(
-                    ErrorCode::SenderMismatch,
-                    format!(
-                        "an issued permit must be sent by its issuing party {}",
-                        summary.issuing_country
-                    ),
-                )
-                .at("/issuing_country")
-                .with_value(summary.issuing_country.as_str()),
-            );
-        }
+    if let Some(sender) = sender
+        && sender != summary.issuing_country
+    {
+        problems.push(
+            Problem::new(
+                ErrorCode::SenderMismatch,
+                format!(
+                    "an issued permit must be sent by its issuing party {}",
+                    summary.issuing_country
+                ),
+            )
+            .at("/issuing_country")
+            .with_value(summary.issuing_country.as_str()),
+        );
     }
-    if let Some(header) = issuing_header {
-        if header != summary.issuing_country.as_str() {
-            problems.push(
-                Problem::new(
-                    ErrorCode::HeaderMismatch,
-                    format!(
-                        "the issuing-country header must equal the document's {}",
-                        summary.issuing_country
-                    ),
-                )
-                .at(format!("header:{HEADER_ISSUING_COUNTRY}"))
-                .with_value(header),
-            );
-        }
+    if let Some(header) = issuing_header
+        && header != summary.issuing_country.as_str()
+    {
+        problems.push(
+            Problem::new(
+                ErrorCode::HeaderMismatch,
+                format!(
+                    "the issuing-country header must equal the document's {}",
+                    summary.issuing_country
+                ),
+            )
+            .at(format!("header:{HEADER_ISSUING_COUNTRY}"))
+            .with_value(header),
+        );
     }
-    if let Some(header) = number_header {
-        if header != summary.permit_number {
-            problems.push(
-                Problem::new(
-                    ErrorCode::HeaderMismatch,
-                    format!(
-                        "the document-number header must equal the document's {}",
-                        summary.permit_number
-                    ),
-                )
-                .at(format!("header:{HEADER_DOCUMENT_NUMBER}"))
-                .with_value(header),
-            );
-        }
+    if let Some(header) = number_header
+        && header != summary.permit_number
+    {
+        problems.push(
+            Problem::new(
+                ErrorCode::HeaderMismatch,
+                format!(
+                    "the document-number header must equal the document's {}",
+                    summary.permit_number
+                ),
+            )
+            .at(format!("header:{HEADER_DOCUMENT_NUMBER}"))
+            .with_value(header),
+        );
     }
 }
 

@@ -278,18 +278,16 @@ async fn apply_acknowledgements(
             acknowledgement,
             ..
         } = &message.verdict
-        {
-            if originals
+            && originals
                 .get(correlation_id)
                 .is_some_and(|o| o.status == "accepted")
-            {
-                ids.push(*correlation_id);
-                statuses.push(
-                    receipt_status_of(acknowledgement.outcome)
-                        .as_str()
-                        .to_owned(),
-                );
-            }
+        {
+            ids.push(*correlation_id);
+            statuses.push(
+                receipt_status_of(acknowledgement.outcome)
+                    .as_str()
+                    .to_owned(),
+            );
         }
     }
     if ids.is_empty() {
