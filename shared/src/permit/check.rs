@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::validate::{Rules, validate};
+use super::xml::{self, XmlVersion};
 use super::{CheckedDocument, Permit, PermitSummary, json};
 use crate::envelope::MAX_BODY_BYTES;
 use crate::{ErrorCode, Problem};
@@ -53,6 +54,14 @@ pub fn read_document(content_type: &str, body: &[u8]) -> Result<ReadDocument, Ve
         "application/json" => json::read_json(body).map(|read| ReadDocument {
             permit: read.permit,
             format: DocumentFormat::Json,
+            warnings: read.warnings,
+        }),
+        "application/xml" | "text/xml" => xml::read_xml(body).map(|read| ReadDocument {
+            permit: read.permit,
+            format: match read.version {
+                XmlVersion::V1 => DocumentFormat::XmlV1,
+                XmlVersion::V2 => DocumentFormat::XmlV2,
+            },
             warnings: read.warnings,
         }),
         _ => Err(vec![

@@ -15,6 +15,7 @@ mod schema;
 mod validate;
 #[cfg(test)]
 mod validate_tests;
+pub mod xml;
 
 use chrono::NaiveDate;
 use schemars::JsonSchema;
@@ -33,6 +34,7 @@ pub use schema::permit_json_schema;
 pub use validate::{
     PartyProfile, Rules, Validation, default_utc_offset, max_validity_months, validate,
 };
+pub use xml::{XmlVersion, read_xml, write_xml_v2};
 
 /// The document types of the CITES standard form (Box 1) and the certificates issued on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, JsonSchema)]
