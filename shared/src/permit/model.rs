@@ -21,6 +21,7 @@ pub struct Permit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub other_document_type: Option<String>,
     /// Box 1: the permit or certificate number, unique only per issuing Party.
+    #[schemars(length(min = 1, max = 70))]
     pub permit_number: String,
     /// The Party whose Management Authority issued the document.
     pub issuing_country: PartyCode,
@@ -47,6 +48,7 @@ pub struct Permit {
     pub purpose: PurposeCode,
     /// Box 5a.1: the purpose in words, at most 35 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 35))]
     pub purpose_text: Option<String>,
     /// Box 5b: the number of the security stamp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,6 +57,7 @@ pub struct Permit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub management_authority: Option<Trader>,
     /// Boxes 7 to 12b and the Box 14 endorsement, one entry per block (A, B, C, ...).
+    #[schemars(length(min = 1))]
     pub lines: Vec<LineItem>,
     /// Box 13: the place of issue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
