@@ -155,6 +155,10 @@ fn sample_is_expired_today() {
         .expect_err("expired");
     let codes: Vec<ErrorCode> = found.iter().map(|p| p.code).collect();
     assert_eq!(codes, [ErrorCode::PermitExpired]);
+    assert_eq!(
+        found[0].pointer.as_deref(),
+        Some("xml:/CITESEPermit/HeaderExchangedDocument/EffectiveSpecifiedPeriod/EndDateTime")
+    );
 }
 
 #[test]

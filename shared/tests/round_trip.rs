@@ -12,8 +12,8 @@ use proptest::option;
 use proptest::prelude::*;
 use proptest::sample::select;
 
-/// One line of text without surrounding blanks; it may hold XML's special characters and
-/// letters outside ASCII.
+/// Generates one line of text without surrounding blanks, with XML's special characters
+/// and letters outside ASCII among its characters.
 fn word() -> BoxedStrategy<String> {
     "[A-Za-z0-9ÄéÿŁ]([A-Za-z0-9 ÄéÿŁ.,/&<>'\"()-]{0,24}[A-Za-z0-9ÄéÿŁ.)])?".boxed()
 }
@@ -83,7 +83,7 @@ fn signature() -> BoxedStrategy<Signature> {
         .boxed()
 }
 
-/// A reference with at least one value, since an empty one reads back as absent.
+/// Generates a reference with at least one value, because an empty one reads back as absent.
 fn reference() -> BoxedStrategy<DocumentReference> {
     (option::of(party()), option::of(word()), option::of(date()))
         .prop_filter("at least one value", |(c, n, d)| {

@@ -95,7 +95,25 @@ pub fn check_document_with(
     rules: &Rules,
 ) -> Result<CheckedDocument, Vec<Problem>> {
     let read = read_document(content_type, body)?;
-    let validation = validate(&read.permit, as_of, rules);
+    let mut validation = validate(&read.permit, as_of, rules);
+    let version = match read.format {
+        DocumentFormat::Json => None,
+        DocumentFormat::XmlV1 => Some(XmlVersion::V1),
+        DocumentFormat::XmlV2 => Some(XmlVersion::V2),
+    };
+    if let Some(version) = version {
+        // Point at the element the sender wrote; a pointer without one stays a JSON pointer.
+        let problems = validation.errors.iter_mut().chain(&mut validation.warnings);
+        for problem in problems {
+            let path = problem
+                .pointer
+                .as_deref()
+                .and_then(|p| xml::xml_path(p, version));
+            if path.is_some() {
+                problem.pointer = path;
+            }
+        }
+    }
     if !validation.is_valid() {
         return Err(validation.errors);
     }

@@ -28,7 +28,7 @@ const ANIMAL_LISTINGS: &str =
 const PLANT_LISTINGS: &str =
     include_str!("../../data/cites-reference/plantae_legislation_utf8.csv");
 
-/// Where a code-list entry comes from.
+/// Source file or document of a code-list entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CodeOrigin {
     /// The Species+ code-list file of that kind (purpose, source, term or unit codes).
@@ -51,13 +51,13 @@ pub struct CodeEntry {
     pub origin: CodeOrigin,
 }
 
-/// What a country code names.
+/// Kind of place a country code names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CountryKind {
     /// A country, territory or former State that can trade and issue documents.
     Entity,
     /// A code of the CITES trade data that names no single State, such as `XX` (unknown) or
-    /// `ZZ` (introduction from the sea); valid only as a country of origin or re-export.
+    /// `ZZ` (introduction from the sea). It is valid only as a country of origin or re-export.
     Aggregate,
 }
 
@@ -70,8 +70,8 @@ pub struct Country {
     pub origin: CodeOrigin,
 }
 
-/// How a unit code measures a quantity; counts are checked against term/unit pairs as a
-/// number of specimens, because the pairs list no count unit.
+/// Dimension of a unit code. Counts are checked against term/unit pairs as a number of
+/// specimens, because the pairs list no count unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UnitDimension {
     Count,
@@ -447,7 +447,7 @@ fn load_countries(reports: &mut Vec<FileReport>) -> BTreeMap<PartyCode, Country>
             );
             continue;
         };
-        // This file has French and Spanish names only; the French one stands in for a name.
+        // This file has French and Spanish names only, so the French one is used as the name.
         countries.entry(code).or_insert_with(|| Country {
             code,
             name: plain_text(record.get(1).unwrap_or("")),
@@ -863,7 +863,8 @@ mod tests {
 
     #[test]
     fn mac_line_endings_are_split_into_rows() {
-        assert!(COUNTRIES.contains('\r') && !COUNTRIES.contains('\n'));
+        assert!(COUNTRIES.contains('\r'));
+        assert!(!COUNTRIES.contains('\n'));
         let lists = code_lists();
         let report = lists
             .reports()

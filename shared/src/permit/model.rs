@@ -1,8 +1,8 @@
 //! The permit or certificate on the CITES standard form (Res. Conf. 12.3, Annex 2), box by
 //! box, in the shape of its JSON form.
 //!
-//! Serde gives the JSON form for writing; reading goes through [`super::json`], which
-//! reports every problem at once instead of stopping at the first as serde does.
+//! Serde writes the JSON form. Reading goes through [`super::json`], because serde stops at
+//! the first problem and a sender needs all of them at once.
 
 use chrono::NaiveDate;
 use schemars::JsonSchema;

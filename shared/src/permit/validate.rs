@@ -18,13 +18,14 @@ pub const MAX_PERMIT_NUMBER_CHARS: usize = 70;
 /// Maximum length of the purpose in words (Box 5a.1).
 pub const MAX_PURPOSE_TEXT_CHARS: usize = 35;
 
-/// The offset used for a Party whose time zone is not configured: UTC−12:00, the last zone
-/// in which a day ends, so that no document is rejected while its last day lasts anywhere.
+/// Returns the offset used for a Party whose time zone is not configured: UTC−12:00, the
+/// last zone in which a day ends, so that no document is rejected while its last day lasts
+/// anywhere.
 pub fn default_utc_offset() -> FixedOffset {
     FixedOffset::west_opt(12 * 3600).unwrap_or_else(|| Utc.fix())
 }
 
-/// What a Party's own permit form and calendar require.
+/// Settings of a Party's own permit form and calendar.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartyProfile {
     /// The Party's form has a place for the applicant's signature (Box 4), so a document

@@ -345,7 +345,7 @@ fn validity_follows_document_type() {
 }
 
 #[test]
-fn expiry_is_the_end_of_the_day_in_the_issuing_party() {
+fn expiry_at_end_of_party_day() {
     let plus_one = FixedOffset::east_opt(3600).expect("offset");
     let rules = Rules::default().with_party(
         party("CH"),

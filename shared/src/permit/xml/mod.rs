@@ -2,6 +2,7 @@
 //! or in a SOAP envelope, and writing toolkit v2.
 
 mod dom;
+mod paths;
 mod read;
 mod write;
 
@@ -10,6 +11,7 @@ use super::model::Permit;
 use crate::Problem;
 
 pub use dom::{MAX_DEPTH, MAX_ELEMENTS};
+pub use paths::xml_path;
 pub use read::parse_date;
 pub use write::write_xml_v2;
 

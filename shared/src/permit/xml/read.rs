@@ -26,8 +26,8 @@ pub const ORIGIN_DOCUMENT_CODE: &str = "861";
 /// UN/CEFACT 1001 code of a referenced re-export document (Box 12a), as EPIX uses it.
 pub const RE_EXPORT_DOCUMENT_CODE: &str = "811";
 
-/// Finds the permit element in a document, inside a SOAP envelope or at the root, and tells
-/// its toolkit version.
+/// Finds the permit element in a document, inside a SOAP envelope or at the root, and
+/// returns it with its toolkit version.
 pub fn locate(root: &Element) -> Result<(&Element, XmlVersion), Problem> {
     let permit = if root.name == "Envelope"
         && matches!(
@@ -82,7 +82,7 @@ fn find_permit(element: &Element, depth: usize) -> Option<&Element> {
         .find_map(|child| find_permit(child, depth - 1))
 }
 
-/// Tells the toolkit version by the root's namespace or, for an unqualified root as in the
+/// Detects the toolkit version by the root's namespace or, for an unqualified root as in the
 /// EPIX samples, by its children's namespace.
 fn version_of(permit: &Element) -> Result<XmlVersion, Problem> {
     let unknown = |namespace: &str| {
@@ -532,8 +532,8 @@ impl Mapper {
         (!text.name.is_empty()).then(|| text.into_trader(country))
     }
 
-    /// Reads the Management Authority; the outer `None` means invalid, the inner pair holds
-    /// its country and, when it has a name, the party.
+    /// Reads the Management Authority. The outer `None` means invalid, and the inner pair
+    /// contains its country and, when it has a name, the party.
     #[allow(clippy::type_complexity)]
     fn optional_trader(
         &mut self,
