@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bytea, Jsonb, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::scoped_futures::ScopedFutureExt;
@@ -199,7 +199,7 @@ async fn record_unroutable(
         status: ReceiptStatus::Failed,
         message_id: source,
         tracking_id,
-        hub_time: Utc::now(),
+        hub_time: Utc::now().trunc_subsecs(6),
         sender: Some(sender.to_string()),
         addressee: None,
         issuing_country: None,

@@ -7,7 +7,7 @@ pub mod store;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use diesel_async::AsyncPgConnection;
 use epix_shared::envelope::{DEAD_LETTER_QUEUE, SUBMISSION_QUEUE};
 use epix_shared::{ErrorCode, Problem};
@@ -143,7 +143,8 @@ async fn process_batch(
     dead_letters: bool,
     shutdown: &CancellationToken,
 ) -> Result<(), SessionError> {
-    let received_at = Utc::now();
+    // PostgreSQL keeps microseconds; receipts show the time exactly as stored.
+    let received_at = Utc::now().trunc_subsecs(6);
     let mut inbound = Vec::with_capacity(batch.len());
     for delivery in &batch {
         let classified = retry_database("read the party list", shutdown, || {

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Text, Uuid as SqlUuid};
 use diesel_async::scoped_futures::ScopedFutureExt;
@@ -56,7 +56,7 @@ async fn store_in_transaction(
     connection: &mut AsyncPgConnection,
     inbound: &mut [Inbound],
 ) -> Result<Vec<OutboxMessage>, diesel::result::Error> {
-    let now = Utc::now();
+    let now = Utc::now().trunc_subsecs(6);
     let originals = check_acknowledgements(connection, inbound).await?;
     reject_duplicates_within_batch(inbound);
 
