@@ -29,7 +29,7 @@ pub const RE_EXPORT_DOCUMENT_CODE: &str = "811";
 /// Finds the permit element in a document, inside a SOAP envelope or at the root, and
 /// returns it with its toolkit version.
 pub fn locate(root: &Element) -> Result<(&Element, XmlVersion), Problem> {
-    let permit = if root.name == "Envelope"
+    let permit = if root.name() == "Envelope"
         && matches!(
             root.namespace.as_deref(),
             Some(SOAP_11_NAMESPACE | SOAP_12_NAMESPACE)
@@ -69,7 +69,7 @@ pub fn locate(root: &Element) -> Result<(&Element, XmlVersion), Problem> {
 
 fn find_permit(element: &Element, depth: usize) -> Option<&Element> {
     for child in &element.children {
-        if child.name == "CITESEPermit" || child.name == "CBFShip" {
+        if child.name() == "CITESEPermit" || child.name() == "CBFShip" {
             return Some(child);
         }
     }
@@ -90,10 +90,10 @@ fn version_of(permit: &Element) -> Result<XmlVersion, Problem> {
             ErrorCode::DocumentNamespaceUnknown,
             format!(
                 "{} is in namespace {namespace:?}: expected {V2_NAMESPACE} (toolkit v2) or {V1_NAMESPACE} (toolkit v1)",
-                permit.name
+                permit.name()
             ),
         )
-        .at(format!("xml:/{}", permit.name))
+        .at(format!("xml:/{}", permit.name()))
         .with_value(namespace)
     };
     let by_namespace = |namespace: &str| match namespace {
@@ -101,16 +101,16 @@ fn version_of(permit: &Element) -> Result<XmlVersion, Problem> {
         V1_NAMESPACE => Some(XmlVersion::V1),
         _ => None,
     };
-    if permit.name != "CITESEPermit" && permit.name != "CBFShip" {
+    if permit.name() != "CITESEPermit" && permit.name() != "CBFShip" {
         return Err(Problem::new(
             ErrorCode::DocumentNamespaceUnknown,
             format!(
                 "root element {} is not a CITES ePermit: expected CITESEPermit (toolkit v2) or CBFShip (toolkit v1)",
-                permit.name
+                permit.name()
             ),
         )
-        .at(format!("xml:/{}", permit.name))
-        .with_value(&permit.name));
+        .at(format!("xml:/{}", permit.name()))
+        .with_value(permit.name()));
     }
     if let Some(namespace) = &permit.namespace {
         return by_namespace(namespace).ok_or_else(|| unknown(namespace));
@@ -127,7 +127,7 @@ fn version_of(permit: &Element) -> Result<XmlVersion, Problem> {
 }
 
 fn by_name(permit: &Element) -> XmlVersion {
-    if permit.name == "CBFShip" {
+    if permit.name() == "CBFShip" {
         XmlVersion::V1
     } else {
         XmlVersion::V2
@@ -317,7 +317,7 @@ impl Mapper {
     }
 
     pub fn permit(&mut self, root: &Element) -> Option<Permit> {
-        let root_path = format!("xml:/{}", root.name);
+        let root_path = format!("xml:/{}", root.name());
         let header_path = format!("{root_path}/HeaderExchangedDocument");
         let header = Node {
             element: root.child("HeaderExchangedDocument"),
