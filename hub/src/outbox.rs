@@ -130,12 +130,30 @@ pub async fn settle(
     connection: &mut AsyncPgConnection,
     report: &PublishReport,
 ) -> Result<(), diesel::result::Error> {
-    if !report.sent.is_empty() {
-        diesel::sql_query("UPDATE outbox SET sent_at = now() WHERE id = ANY($1)")
-            .bind::<Array<BigInt>, _>(&report.sent)
-            .execute(connection)
-            .await?;
+    mark_sent(connection, &report.sent).await?;
+    settle_failures(connection, report).await
+}
+
+/// Marks outbox rows as sent.
+pub async fn mark_sent(
+    connection: &mut AsyncPgConnection,
+    ids: &[i64],
+) -> Result<(), diesel::result::Error> {
+    if ids.is_empty() {
+        return Ok(());
     }
+    diesel::sql_query("UPDATE outbox SET sent_at = now() WHERE id = ANY($1)")
+        .bind::<Array<BigInt>, _>(ids)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// Records the rows of a report that the broker refused or could not route.
+pub async fn settle_failures(
+    connection: &mut AsyncPgConnection,
+    report: &PublishReport,
+) -> Result<(), diesel::result::Error> {
     if !report.nacked.is_empty() {
         tracing::warn!(
             rows = report.nacked.len(),

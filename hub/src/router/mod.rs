@@ -24,6 +24,10 @@ use crate::HubContext;
 use crate::outbox::{self, OutboxMessage};
 use classify::{Inbound, classify};
 
+/// How long confirmed outbox rows wait for a next batch to mark them sent before a worker
+/// marks them on its own.
+const PUBLISHED_FLUSH_DELAY: Duration = Duration::from_millis(50);
+
 /// Longest pause between two attempts to reach the database or the broker again.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -115,9 +119,18 @@ async fn consume_on(
         .await?;
     tracing::info!(worker = index, queue, "consumer started");
 
+    // Outbox rows the broker confirmed, to be marked sent with the next batch.
+    let mut published = Vec::new();
     loop {
         let first = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
+            () = shutdown.cancelled() => {
+                flush_published(context, &mut published).await;
+                return Ok(());
+            }
+            () = tokio::time::sleep(PUBLISHED_FLUSH_DELAY), if !published.is_empty() => {
+                flush_published(context, &mut published).await;
+                continue;
+            }
             next = consumer.next() => next,
         };
         let Some(first) = first else {
@@ -131,8 +144,35 @@ async fn consume_on(
                 _ => break,
             }
         }
-        process_batch(context, &publish_channel, batch, dead_letters, shutdown).await?;
+        process_batch(
+            context,
+            &publish_channel,
+            batch,
+            dead_letters,
+            shutdown,
+            &mut published,
+        )
+        .await?;
     }
+}
+
+/// Marks confirmed outbox rows as sent when no batch came along to carry them. A failure
+/// is only logged: the sweeper then publishes the rows again, as duplicates a receiver
+/// recognises by their message ids.
+async fn flush_published(context: &Arc<HubContext>, published: &mut Vec<i64>) {
+    if published.is_empty() {
+        return;
+    }
+    let marked = match context.pool.get().await {
+        Ok(mut connection) => outbox::mark_sent(&mut connection, published)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(error) = marked {
+        tracing::warn!(%error, rows = published.len(), "cannot mark published outbox rows as sent; the sweeper will republish them");
+    }
+    published.clear();
 }
 
 /// Classifies, stores, publishes and acknowledges one batch.
@@ -142,6 +182,7 @@ async fn process_batch(
     batch: Vec<Delivery>,
     dead_letters: bool,
     shutdown: &CancellationToken,
+    published: &mut Vec<i64>,
 ) -> Result<(), SessionError> {
     // PostgreSQL keeps microseconds; receipts show the time exactly as stored.
     let received_at = Utc::now().trunc_subsecs(6);
@@ -163,11 +204,11 @@ async fn process_batch(
         inbound.push(message);
     }
 
-    let stored = store_with_isolation(context, inbound, shutdown).await;
+    let stored = store_with_isolation(context, inbound, shutdown, published).await;
     let Some((outgoing, poisoned)) = stored else {
         return Ok(()); // shutting down: the deliveries return to the queue unacknowledged
     };
-    publish_and_settle(context, publish_channel, &outgoing).await?;
+    publish_outgoing(context, publish_channel, &outgoing, published).await?;
 
     if poisoned.is_empty() {
         if let Some(last) = batch.last() {
@@ -199,8 +240,15 @@ async fn store_with_isolation(
     context: &Arc<HubContext>,
     inbound: Vec<Inbound>,
     shutdown: &CancellationToken,
+    published: &mut Vec<i64>,
 ) -> Option<(Vec<OutboxMessage>, Vec<usize>)> {
-    match store_retrying(context, inbound.clone(), shutdown).await? {
+    let first_attempt = store_retrying(context, inbound.clone(), shutdown, published).await?;
+    if first_attempt.is_ok() {
+        published.clear();
+    } else {
+        flush_published(context, published).await;
+    }
+    match first_attempt {
         Ok(outgoing) => Some((outgoing, Vec::new())),
         Err(error) if inbound.len() == 1 => {
             tracing::error!(message.id = %inbound[0].message_id(), %error, "database refused a message; dead-lettering it");
@@ -212,7 +260,7 @@ async fn store_with_isolation(
             let mut poisoned = Vec::new();
             for (position, message) in inbound.into_iter().enumerate() {
                 let message_id = message.message_id();
-                match store_retrying(context, vec![message], shutdown).await? {
+                match store_retrying(context, vec![message], shutdown, &[]).await? {
                     Ok(rows) => outgoing.extend(rows),
                     Err(error) => {
                         tracing::error!(message.id = %message_id, %error, "database refused a message; dead-lettering it");
@@ -231,13 +279,14 @@ async fn store_retrying(
     context: &Arc<HubContext>,
     inbound: Vec<Inbound>,
     shutdown: &CancellationToken,
+    published: &[i64],
 ) -> Option<Result<Vec<OutboxMessage>, diesel::result::Error>> {
     let mut backoff = Duration::from_millis(100);
     loop {
         match context.pool.get().await {
             Ok(mut connection) => {
                 let connection: &mut AsyncPgConnection = &mut connection;
-                match store::store_batch(connection, inbound.clone()).await {
+                match store::store_batch(connection, inbound.clone(), published).await {
                     Ok(rows) => return Some(Ok(rows)),
                     Err(error) if is_connection_error(&error) => {
                         tracing::warn!(%error, "database connection lost while storing a batch; retrying");
@@ -296,26 +345,30 @@ where
     }
 }
 
-/// Publishes the batch's outbox rows and marks them sent. A failure to mark them is only
-/// logged: the rows stay pending and the sweeper publishes them again later, which a
-/// receiver recognises by their message ids.
-async fn publish_and_settle(
+/// Publishes the batch's outbox rows. Confirmed rows join `published`, to be marked sent
+/// with the next batch; rows the broker refused or could not route are recorded at once.
+async fn publish_outgoing(
     context: &Arc<HubContext>,
     channel: &Channel,
     outgoing: &[OutboxMessage],
+    published: &mut Vec<i64>,
 ) -> Result<(), SessionError> {
     if outgoing.is_empty() {
         return Ok(());
     }
     let report = outbox::publish(channel, outgoing).await?;
+    published.extend_from_slice(&report.sent);
+    if report.returned.is_empty() && report.nacked.is_empty() {
+        return Ok(());
+    }
     let settled = match context.pool.get().await {
-        Ok(mut connection) => outbox::settle(&mut connection, &report)
+        Ok(mut connection) => outbox::settle_failures(&mut connection, &report)
             .await
             .map_err(|e| e.to_string()),
         Err(error) => Err(error.to_string()),
     };
     if let Err(error) = settled {
-        tracing::warn!(%error, rows = report.sent.len(), "cannot mark published outbox rows as sent; the sweeper will republish them");
+        tracing::warn!(%error, "cannot record refused outbox messages; the sweeper will retry them");
     }
     Ok(())
 }

@@ -23,13 +23,21 @@ use crate::outbox::OutboxMessage;
 
 /// Stores one batch in one transaction and returns the outbox rows it wrote, ready to
 /// publish. Messages already recorded (redeliveries) are skipped and write nothing.
+///
+/// `published` lists outbox rows of earlier batches that the broker has confirmed; they are
+/// marked sent in the same transaction, which saves a commit per batch.
 pub async fn store_batch(
     connection: &mut AsyncPgConnection,
     mut inbound: Vec<Inbound>,
+    published: &[i64],
 ) -> Result<Vec<OutboxMessage>, diesel::result::Error> {
     connection
         .transaction::<_, diesel::result::Error, _>(|connection| {
-            async move { store_in_transaction(connection, &mut inbound).await }.scope_boxed()
+            async move {
+                crate::outbox::mark_sent(connection, published).await?;
+                store_in_transaction(connection, &mut inbound).await
+            }
+            .scope_boxed()
         })
         .await
 }
