@@ -176,6 +176,7 @@ pub struct Problem {
     pub code: ErrorCode,
     /// JSON pointer (RFC 6901) into the document, or the envelope field such as
     /// `amqp:message_id`; absent when the problem concerns the message as a whole.
+    /// For a permit sent as CITES ePermit XML, the `xml:/…` path of the element instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pointer: Option<String>,
     /// The offending value as received, cut to 200 characters.

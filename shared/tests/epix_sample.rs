@@ -143,6 +143,7 @@ fn sample_is_valid_as_of_its_issue_date() {
     let checked = check_document_with("application/xml", SAMPLE, as_of, &sample_rules())
         .expect("sample is valid on its issue date");
     assert!(checked.warnings.is_empty(), "{:?}", checked.warnings);
+    assert_eq!(checked.format, DocumentFormat::XmlV2);
     assert_eq!(checked.summary.permit_number, "XA000000");
     assert_eq!(checked.summary.document_type, DocumentType::ReExport);
     assert_eq!(checked.summary.exporter_country, party("XA"));

@@ -131,6 +131,7 @@ pub fn check_document_with(
             exporter_country: permit.exporter.country,
         },
         warnings,
+        format: read.format,
     })
 }
 
@@ -180,6 +181,7 @@ mod tests {
         assert_eq!(checked.summary.exporter_country.as_str(), "CH");
         assert_eq!(checked.summary.document_type, DocumentType::Export);
         assert_eq!(checked.summary.issue_date, "2026-12-01".parse().ok());
+        assert_eq!(checked.format, DocumentFormat::Json);
         assert!(checked.warnings.is_empty(), "{:?}", checked.warnings);
     }
 

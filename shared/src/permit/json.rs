@@ -448,6 +448,7 @@ impl Reader {
             }
             value => self.unit_value(value, &object.at("unit")).map(Some),
         };
+
         let hs_code = self.optional_text(&object, "hs_code");
         let quota = self.quota(&object);
         let origin = self.reference(&object, "origin");
@@ -455,6 +456,7 @@ impl Reader {
         let operation_number = self.optional_text(&object, "operation_number");
         let acquisition_date = self.optional_date(&object, "acquisition_date");
         let export_endorsement = self.endorsement(&object);
+
         Some(LineItem {
             block: block?,
             scientific_name: scientific_name?,

@@ -104,4 +104,6 @@ pub struct PermitSummary {
 pub struct CheckedDocument {
     pub summary: PermitSummary,
     pub warnings: Vec<Problem>,
+    /// JSON, or the ePermit XML toolkit version the body follows.
+    pub format: DocumentFormat,
 }

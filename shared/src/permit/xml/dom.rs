@@ -245,11 +245,11 @@ fn element(
         let is_declaration =
             key.as_ref() == b"xmlns" || key.prefix().is_some_and(|p| p.as_ref() == b"xmlns");
         let local = key.local_name();
-        let kept = KEPT_ATTRIBUTES
+        let is_kept = KEPT_ATTRIBUTES
             .iter()
             .any(|kept| kept.as_bytes() == local.as_ref());
         // An unused value is still unescaped when it has a reference, to reject entities.
-        if is_declaration || (!kept && !attribute.value.contains(&b'&')) {
+        if is_declaration || (!is_kept && !attribute.value.contains(&b'&')) {
             continue;
         }
         let value = attribute
@@ -261,7 +261,7 @@ fn element(
                 ),
                 other => malformed(other.to_string(), position),
             })?;
-        if kept {
+        if is_kept {
             attributes.push((interner.intern(local.as_ref()), value.into_owned()));
         }
     }

@@ -589,6 +589,7 @@ impl Mapper {
             XmlVersion::V1 => "InspectedUnitQuantity",
             XmlVersion::V2 => "UnitQuantity",
         };
+
         let exported = self.measure(node, quantity_name, true);
         let date = self.date(node, "ActualOccurrenceDateTime");
         let port = event
@@ -603,6 +604,7 @@ impl Mapper {
             .and_then(|person| value(person.child("Name")))
             .or_else(|| value(certifier.and_then(|c| c.child("Name"))))
             .map(str::to_owned);
+
         let endorsement = Endorsement {
             exported: exported?,
             port,
