@@ -116,8 +116,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout,
             skip_validation,
         } => {
-            let spoke = connect(cli.amqp_url, cli.party).await?;
             let mut outgoing = outgoing_from_file(&file, to, skip_validation)?;
+            let spoke = connect(cli.amqp_url, cli.party).await?;
             outgoing.message_id = message_id;
             send(spoke, outgoing, no_wait, Duration::from_secs(timeout)).await
         }

@@ -20,7 +20,9 @@ const MIGRATION_LOCK_KEY: i64 = 0x4550_4958;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("cannot connect to PostgreSQL at {url}: {message}")]
+    #[error(
+        "cannot connect to PostgreSQL at {url}: {message} (is it running? scripts/services starts it)"
+    )]
     Connect { url: String, message: String },
     #[error("database migration failed: {0}")]
     Migration(String),

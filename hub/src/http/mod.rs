@@ -42,11 +42,18 @@ pub fn configure(config: &mut ServiceConfig) {
 
 /// The OpenAPI document of the API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, document) = App::new()
+    let (_, mut document) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(configure)
         .split_for_parts();
+    // The permit's JSON form travels over AMQP, not HTTP, but API users need its schema;
+    // it is generated from the model in epix_shared and committed beside this document.
+    let components = document.components.get_or_insert_with(Default::default);
+    components.schemas.insert(
+        "Permit".to_owned(),
+        utoipa::openapi::RefOr::Ref(utoipa::openapi::Ref::new("permit.schema.json")),
+    );
     document
 }
 
