@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use epix_hub::{Config, Hub, db, http, parties, telemetry};
 use epix_shared::PartyCode;
+use epix_shared::permit::PartyProfile;
 
 #[derive(Parser)]
 #[command(
@@ -47,6 +48,14 @@ enum PartyCommand {
         /// The Party's name, such as Switzerland.
         #[arg(long)]
         name: String,
+        /// The Party's permit form keeps the applicant's signature in Box 4, so a permit
+        /// without it is rejected.
+        #[arg(long)]
+        requires_applicant_signature: bool,
+        /// The Party's UTC offset, such as +01:00; a date-only valid-until ends at midnight
+        /// there. Without it, the latest time zone (UTC-12:00) is assumed.
+        #[arg(long, allow_hyphen_values = true)]
+        utc_offset: Option<chrono::FixedOffset>,
     },
     /// List the registered Parties.
     List,
@@ -120,8 +129,17 @@ async fn party(config: Config, command: PartyCommand) -> anyhow::Result<()> {
     db::migrate(&config.database_url).await?;
     let pool = db::pool(&config.database_url, 2)?;
     match command {
-        PartyCommand::Add { code, name } => {
-            let settings = parties::add(&config, &pool, code, &name).await?;
+        PartyCommand::Add {
+            code,
+            name,
+            requires_applicant_signature,
+            utc_offset,
+        } => {
+            let profile = PartyProfile {
+                requires_applicant_signature,
+                utc_offset,
+            };
+            let settings = parties::add(&config, &pool, code, &name, &profile).await?;
             println!(
                 "# Spoke settings of {} (shown once; keep the password secret)",
                 settings.party

@@ -1,13 +1,15 @@
 //! The Parties the hub knows, and registering a new one with its broker user.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use chrono::FixedOffset;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use epix_shared::PartyCode;
 use epix_shared::envelope::{SUBMISSION_EXCHANGE, broker_user, inbox_queue, receipt_queue};
+use epix_shared::permit::{PartyProfile, Rules};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
@@ -28,6 +30,7 @@ pub struct PartyDirectory {
 
 struct DirectoryState {
     by_code: HashMap<PartyCode, Party>,
+    rules: Arc<Rules>,
     loaded_at: Option<Instant>,
 }
 
@@ -37,6 +40,7 @@ impl PartyDirectory {
             prefix: prefix.to_owned(),
             state: RwLock::new(DirectoryState {
                 by_code: HashMap::new(),
+                rules: Arc::new(Rules::default()),
                 loaded_at: None,
             }),
         }
@@ -77,6 +81,42 @@ impl PartyDirectory {
             .map(|_| code))
     }
 
+    /// The permit rules with every registered Party's profile, as of the last reload.
+    pub fn rules(&self) -> Arc<Rules> {
+        let state = self
+            .state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.rules.clone()
+    }
+
+    /// Reloads the Party list now, whatever its age.
+    pub async fn reload(&self, pool: &DbPool) -> Result<(), PartyError> {
+        let rows = list(pool).await?;
+        let by_code: HashMap<PartyCode, Party> = rows
+            .into_iter()
+            .filter_map(|party| {
+                party
+                    .code
+                    .parse::<PartyCode>()
+                    .ok()
+                    .map(|code| (code, party))
+            })
+            .collect();
+        let mut rules = Rules::default();
+        for (code, party) in &by_code {
+            rules = rules.with_party(*code, profile_of(party));
+        }
+        let mut state = self
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.by_code = by_code;
+        state.rules = Arc::new(rules);
+        state.loaded_at = Some(Instant::now());
+        Ok(())
+    }
+
     fn cached(&self, code: PartyCode) -> bool {
         let state = self
             .state
@@ -98,24 +138,16 @@ impl PartyDirectory {
                 return Ok(());
             }
         }
-        let rows = list(pool).await?;
-        let by_code = rows
-            .into_iter()
-            .filter_map(|party| {
-                party
-                    .code
-                    .parse::<PartyCode>()
-                    .ok()
-                    .map(|code| (code, party))
-            })
-            .collect();
-        let mut state = self
-            .state
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        state.by_code = by_code;
-        state.loaded_at = Some(Instant::now());
-        Ok(())
+        self.reload(pool).await
+    }
+}
+
+fn profile_of(party: &Party) -> PartyProfile {
+    PartyProfile {
+        requires_applicant_signature: party.requires_applicant_signature,
+        utc_offset: party
+            .utc_offset_minutes
+            .and_then(|minutes| FixedOffset::east_opt(minutes * 60)),
     }
 }
 
@@ -170,6 +202,7 @@ pub async fn add(
     pool: &DbPool,
     code: PartyCode,
     name: &str,
+    profile: &PartyProfile,
 ) -> Result<SpokeSettings, PartyError> {
     let mut connection = pool.get().await?;
     let existing: Option<String> = parties::table
@@ -194,6 +227,10 @@ pub async fn add(
             parties::code.eq(code.as_str()),
             parties::name.eq(name),
             parties::broker_user.eq(&user),
+            parties::requires_applicant_signature.eq(profile.requires_applicant_signature),
+            parties::utc_offset_minutes.eq(profile
+                .utc_offset
+                .map(|offset| offset.local_minus_utc() / 60)),
         ))
         .execute(&mut connection)
         .await?;

@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use epix_hub::{Config, Hub};
 use epix_shared::PartyCode;
+use epix_shared::permit::PartyProfile;
 use epix_spoke::SpokeConfig;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
@@ -128,12 +129,22 @@ impl TestEnv {
 
     /// Registers a Party as `epix-hub party add` does and returns its spoke settings.
     pub async fn add_party(&self, code: &str) -> anyhow::Result<SpokeConfig> {
+        self.add_party_with(code, &PartyProfile::default()).await
+    }
+
+    /// Registers a Party with the given permit-checking profile.
+    pub async fn add_party_with(
+        &self,
+        code: &str,
+        profile: &PartyProfile,
+    ) -> anyhow::Result<SpokeConfig> {
         let config = self.hub_config();
         epix_hub::db::migrate(&config.database_url).await?;
         let pool = epix_hub::db::pool(&config.database_url, 2)?;
         let party: PartyCode = code.parse()?;
         let settings =
-            epix_hub::parties::add(&config, &pool, party, &format!("Party {code}")).await?;
+            epix_hub::parties::add(&config, &pool, party, &format!("Party {code}"), profile)
+                .await?;
         Ok(SpokeConfig::new(&settings.amqp_url, party))
     }
 

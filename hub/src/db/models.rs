@@ -13,6 +13,8 @@ pub struct Party {
     pub name: String,
     pub broker_user: String,
     pub created_at: DateTime<Utc>,
+    pub requires_applicant_signature: bool,
+    pub utc_offset_minutes: Option<i32>,
 }
 
 #[derive(Debug, Clone, Insertable)]

@@ -6,6 +6,8 @@ diesel::table! {
         name -> Text,
         broker_user -> Text,
         created_at -> Timestamptz,
+        requires_applicant_signature -> Bool,
+        utc_offset_minutes -> Nullable<Int4>,
     }
 }
 

@@ -7,7 +7,7 @@ use epix_shared::envelope::{
     Acknowledgement, HEADER_ADDRESSEE, HEADER_DOCUMENT_NUMBER, HEADER_ISSUING_COUNTRY,
     HEADER_SENDER, MAX_BODY_BYTES, MessageType,
 };
-use epix_shared::permit::{PermitSummary, check_document};
+use epix_shared::permit::{PermitSummary, check_document_with};
 use epix_shared::{ErrorCode, PartyCode, Problem};
 use lapin::message::Delivery;
 use sha2::{Digest, Sha256};
@@ -208,7 +208,13 @@ pub async fn classify(
         Some(MessageType::PermitIssued) if body.len() <= MAX_BODY_BYTES => {
             let addressee =
                 check_addressee(addressee_text.as_deref(), directory, pool, &mut problems).await?;
-            let checked = check_document(content_type.as_deref().unwrap_or(""), body, received_at);
+            let rules = directory.rules();
+            let checked = check_document_with(
+                content_type.as_deref().unwrap_or(""),
+                body,
+                received_at,
+                &rules,
+            );
             match checked {
                 Ok(checked) => {
                     check_document_headers(
