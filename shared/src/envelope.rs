@@ -34,6 +34,8 @@ pub const HEADER_ISSUING_COUNTRY: &str = "epix-issuing-country";
 pub const HEADER_DOCUMENT_NUMBER: &str = "epix-document-number";
 /// Header the hub adds to deliveries and receipts: its tracking id of the submission.
 pub const HEADER_TRACKING_ID: &str = "epix-tracking-id";
+/// Header carrying the detached JWS over the body bytes (see [`crate::signature`]).
+pub const HEADER_SIGNATURE: &str = "epix-signature";
 
 /// Largest body the hub accepts, in bytes. A permit is a few kilobytes; the EPIX sample
 /// message with two line items is 44 KB.

@@ -6,6 +6,7 @@ pub mod party;
 pub mod permit;
 pub mod problem;
 pub mod receipt;
+pub mod signature;
 
 pub use party::PartyCode;
 pub use problem::{ErrorCode, Problem};

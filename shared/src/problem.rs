@@ -61,6 +61,33 @@ pub enum ErrorCode {
     DocumentDtdForbidden,
     /// An XML document over the nesting-depth or element-count limit.
     DocumentTooComplex,
+    // Signatures and certificates.
+    /// A message that must be signed arrived without a signature.
+    SignatureMissing,
+    /// A signature that is not a well-formed detached JWS of the EPIX profile.
+    SignatureMalformed,
+    /// A signature that does not match the body bytes and the signer's certificate.
+    SignatureInvalid,
+    /// A JWS algorithm outside ES256, ES384, RS256 and PS256, or one that does not fit the key.
+    SignatureAlgorithmRejected,
+    /// A JWS header the profile does not support, such as an unknown critical parameter.
+    SignatureHeaderUnsupported,
+    /// A certificate whose SHA-256 thumbprint differs from the JWS `x5t#S256`.
+    SignatureCertificateMismatch,
+    /// A key below the minimum strength: EC under P-256 or RSA under 2048 bits.
+    KeyTooWeak,
+    /// A key type or elliptic curve that the signature profile does not support.
+    KeyUnsupported,
+    /// A private key that cannot be read or does not belong to its certificate.
+    KeyInvalid,
+    /// A certificate that cannot be parsed as X.509.
+    CertificateInvalid,
+    /// A certificate whose validity ended before the time in question.
+    CertificateExpired,
+    /// A certificate whose validity starts after the time in question.
+    CertificateNotYetValid,
+    /// A certificate whose key usage extension does not allow digitalSignature.
+    CertificateKeyUsageInvalid,
     // HTTP API.
     NotFound,
     BadRequest,
@@ -109,6 +136,19 @@ impl ErrorCode {
         Self::DocumentNamespaceUnknown,
         Self::DocumentDtdForbidden,
         Self::DocumentTooComplex,
+        Self::SignatureMissing,
+        Self::SignatureMalformed,
+        Self::SignatureInvalid,
+        Self::SignatureAlgorithmRejected,
+        Self::SignatureHeaderUnsupported,
+        Self::SignatureCertificateMismatch,
+        Self::KeyTooWeak,
+        Self::KeyUnsupported,
+        Self::KeyInvalid,
+        Self::CertificateInvalid,
+        Self::CertificateExpired,
+        Self::CertificateNotYetValid,
+        Self::CertificateKeyUsageInvalid,
         Self::NotFound,
         Self::BadRequest,
         Self::ServiceUnavailable,
@@ -156,6 +196,19 @@ impl ErrorCode {
             Self::DocumentNamespaceUnknown => "document_namespace_unknown",
             Self::DocumentDtdForbidden => "document_dtd_forbidden",
             Self::DocumentTooComplex => "document_too_complex",
+            Self::SignatureMissing => "signature_missing",
+            Self::SignatureMalformed => "signature_malformed",
+            Self::SignatureInvalid => "signature_invalid",
+            Self::SignatureAlgorithmRejected => "signature_algorithm_rejected",
+            Self::SignatureHeaderUnsupported => "signature_header_unsupported",
+            Self::SignatureCertificateMismatch => "signature_certificate_mismatch",
+            Self::KeyTooWeak => "key_too_weak",
+            Self::KeyUnsupported => "key_unsupported",
+            Self::KeyInvalid => "key_invalid",
+            Self::CertificateInvalid => "certificate_invalid",
+            Self::CertificateExpired => "certificate_expired",
+            Self::CertificateNotYetValid => "certificate_not_yet_valid",
+            Self::CertificateKeyUsageInvalid => "certificate_key_usage_invalid",
             Self::NotFound => "not_found",
             Self::BadRequest => "bad_request",
             Self::ServiceUnavailable => "service_unavailable",
