@@ -60,6 +60,17 @@ pub async fn declare_hub_topology(
         "x-dead-letter-exchange".into(),
         AMQPValue::LongString(DEAD_LETTER_EXCHANGE.into()),
     );
+    // By default a quorum queue dead-letters at most once, so a message could be lost on
+    // the way; at-least-once keeps it until the dead-letter queue confirms it, and
+    // requires the reject-publish overflow behaviour.
+    submission_args.insert(
+        "x-dead-letter-strategy".into(),
+        AMQPValue::LongString("at-least-once".into()),
+    );
+    submission_args.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
     declare_bound_queue(
         channel,
         SUBMISSION_QUEUE,
@@ -137,7 +148,7 @@ pub fn headers_to_json(headers: Option<&FieldTable>) -> serde_json::Value {
     let mut map = serde_json::Map::new();
     if let Some(headers) = headers {
         for (key, value) in headers.inner() {
-            map.insert(key.to_string(), amqp_value_to_json(value));
+            map.insert(clean_text(key.as_str()), amqp_value_to_json(value));
         }
     }
     serde_json::Value::Object(map)
@@ -154,9 +165,9 @@ fn amqp_value_to_json(value: &AMQPValue) -> serde_json::Value {
         AMQPValue::LongInt(n) => Value::from(*n),
         AMQPValue::LongUInt(n) => Value::from(*n),
         AMQPValue::LongLongInt(n) => Value::from(*n),
-        AMQPValue::ShortString(s) => Value::String(s.to_string()),
+        AMQPValue::ShortString(s) => Value::String(clean_text(s.as_str())),
         AMQPValue::LongString(s) => {
-            Value::String(String::from_utf8_lossy(s.as_bytes()).into_owned())
+            Value::String(clean_text(&String::from_utf8_lossy(s.as_bytes())))
         }
         AMQPValue::FieldArray(items) => {
             Value::Array(items.as_slice().iter().map(amqp_value_to_json).collect())
@@ -190,8 +201,18 @@ pub fn header_text(headers: Option<&FieldTable>, name: &str) -> Option<String> {
         .find(|(key, _)| key.as_str() == name)?
         .1;
     match value {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ShortString(s) => Some(s.to_string()),
+        AMQPValue::LongString(s) => Some(clean_text(&String::from_utf8_lossy(s.as_bytes()))),
+        AMQPValue::ShortString(s) => Some(clean_text(s.as_str())),
         _ => None,
+    }
+}
+
+/// Replaces NUL characters, which PostgreSQL refuses in `text` and `jsonb`, with U+FFFD,
+/// so that a header cannot make the hub's own record of a message impossible to store.
+pub fn clean_text(text: &str) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text.to_owned()
     }
 }

@@ -26,6 +26,8 @@ use crate::db::schema::{messages, outbox};
 
 /// Most rows one sweep publishes before it commits and looks again.
 const SWEEP_BATCH: i64 = 500;
+/// Longest wait for the broker's confirms of one sweep.
+const SWEEP_PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One outbox row with its body, ready to publish.
 #[derive(Debug, Clone, QueryableByName)]
@@ -266,7 +268,10 @@ pub async fn sweep_once(
                 if rows.is_empty() {
                     return Ok(0);
                 }
-                let report = publish(channel, &rows).await?;
+                // Bounded, so a stalled broker cannot hold the row locks for ever.
+                let report = tokio::time::timeout(SWEEP_PUBLISH_TIMEOUT, publish(channel, &rows))
+                    .await
+                    .map_err(|_| SweepError::TimedOut)??;
                 settle(connection, &report).await?;
                 Ok(report.sent.len())
             }
@@ -285,6 +290,8 @@ pub enum SweepError {
     Database(String),
     #[error("broker error: {0}")]
     Broker(#[from] lapin::Error),
+    #[error("the broker did not confirm the sweep's messages in time")]
+    TimedOut,
 }
 
 impl From<diesel::result::Error> for SweepError {

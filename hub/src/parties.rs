@@ -19,8 +19,9 @@ use crate::db::models::Party;
 use crate::db::schema::parties;
 
 /// Shortest pause between two reloads of the Party list caused by an unknown name, so that
-/// a flood of messages from unknown broker users cannot turn into a flood of queries.
-const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+/// a flood of messages from unknown broker users cannot turn into a flood of queries. Short,
+/// because a Party registered within it is refused as unknown until the next reload.
+const RELOAD_INTERVAL: Duration = Duration::from_millis(100);
 
 /// In-memory copy of the `parties` table, reloaded when a lookup misses.
 pub struct PartyDirectory {

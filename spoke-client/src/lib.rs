@@ -301,9 +301,10 @@ impl Spoke {
         acknowledgement: &Acknowledgement,
     ) -> Result<(), SpokeError> {
         let source = delivered.correlation_id.unwrap_or(delivered.message_id);
-        // Derived from the delivery, so acknowledging a redelivered document twice is
-        // recognised by the hub as one acknowledgement.
-        let message_id = Uuid::new_v5(&source, b"acknowledged");
+        // Random, not derived from the delivery: another Party could otherwise predict the
+        // id and use it first, and the hub would take the real acknowledgement for a
+        // repeat. A second acknowledgement of the same document changes nothing at the hub.
+        let message_id = Uuid::new_v4();
         let body = serde_json::to_vec(acknowledgement).unwrap_or_default();
         let mut headers = FieldTable::default();
         headers.insert(

@@ -24,32 +24,62 @@ async fn send_permits(sender: &Spoke, count: usize, prefix: &str) -> Vec<Uuid> {
     ids
 }
 
-/// Receives and acknowledges until every id in `expected` arrived, counting each arrival.
+/// Receives and acknowledges until every id in `expected` arrived, then two seconds more
+/// to catch late copies. Returns, per submission, the delivery ids it arrived under.
 async fn receive_all(
     receiver: &Spoke,
     expected: &[Uuid],
     within: Duration,
-) -> HashMap<Uuid, usize> {
+) -> HashMap<Uuid, Vec<Uuid>> {
     let mut inbox = receiver.inbox().await.expect("inbox");
-    let mut arrivals: HashMap<Uuid, usize> = HashMap::new();
+    let mut arrivals: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     let ack = epix_shared::envelope::Acknowledgement {
         outcome: epix_shared::envelope::AcknowledgementOutcome::Received,
         problems: Vec::new(),
     };
+    let mut receive = async |arrivals: &mut HashMap<Uuid, Vec<Uuid>>| {
+        let delivered = inbox.next().await.expect("inbox open");
+        let submission = delivered.correlation_id.expect("correlation id");
+        arrivals
+            .entry(submission)
+            .or_default()
+            .push(delivered.message_id);
+        receiver
+            .acknowledge(&delivered, &ack)
+            .await
+            .expect("acknowledged");
+    };
     let _ = tokio::time::timeout(within, async {
         while expected.iter().any(|id| !arrivals.contains_key(id)) {
-            let delivered = inbox.next().await.expect("inbox open");
-            *arrivals
-                .entry(delivered.correlation_id.expect("correlation id"))
-                .or_default() += 1;
-            receiver
-                .acknowledge(&delivered, &ack)
-                .await
-                .expect("acknowledged");
+            receive(&mut arrivals).await;
+        }
+    })
+    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            receive(&mut arrivals).await;
         }
     })
     .await;
     arrivals
+}
+
+/// Every submission arrived, and any repeated copy carries the same delivery id, so the
+/// receiving spoke stores it once.
+fn assert_exactly_once(expected: &[Uuid], arrivals: &HashMap<Uuid, Vec<Uuid>>) {
+    for id in expected {
+        let copies = arrivals.get(id).expect("every permit arrives");
+        let first = copies[0];
+        assert!(
+            copies.iter().all(|copy| *copy == first),
+            "{id} arrived under different delivery ids: {copies:?}"
+        );
+    }
+    assert_eq!(
+        arrivals.len(),
+        expected.len(),
+        "nothing arrives that was not sent"
+    );
 }
 
 #[tokio::test]
@@ -67,8 +97,13 @@ async fn submissions_wait_for_stopped_hub() {
     let hub = env.start_hub().await.expect("hub restarts");
     let receiver = Spoke::connect(de).await.expect("connects");
     let arrivals = receive_all(&receiver, &ids, Duration::from_secs(30)).await;
+    assert_exactly_once(&ids, &arrivals);
     for id in &ids {
-        assert_eq!(arrivals.get(id), Some(&1), "{id} must arrive exactly once");
+        assert_eq!(
+            arrivals[id].len(),
+            1,
+            "{id}: a hub that was simply stopped sends no copies"
+        );
     }
     hub.stop().await;
 }
@@ -101,10 +136,31 @@ fn spawn_child_hub(env: &TestEnv) -> std::process::Child {
         ])
         .envs(env.hub_env())
         .env("EPIX_TEST_CHILD_HUB", "1")
+        // Small batches, so that the kill lands between batches and not after the last.
+        .env("EPIX_BATCH_SIZE", "5")
+        .env("EPIX_PREFETCH", "10")
+        .env("EPIX_WORKERS", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("child hub starts")
+}
+
+async fn stored_messages(env: &TestEnv) -> i64 {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    let Ok(mut connection) = env.database().await else {
+        return 0;
+    };
+    let rows: Vec<Count> = diesel::sql_query("SELECT count(*) AS count FROM messages")
+        .load(&mut connection)
+        .await
+        .unwrap_or_default();
+    rows.into_iter().next().map_or(0, |row| row.count)
 }
 
 #[tokio::test]
@@ -121,14 +177,26 @@ async fn hub_killed_mid_flow_delivers_exactly_once() {
     let ids = send_permits(&sender, 300, "26CHK").await;
 
     let mut child = spawn_child_hub(&env);
-    // Kill the hub once it has processed part of the backlog.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // Kill the hub once it has stored part of the backlog, in the middle of its work.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let left = env.queue_depth("epix.submissions").await.expect("depth");
-        if left < 250 || tokio::time::Instant::now() > deadline {
+        let stored = stored_messages(&env).await;
+        if stored >= 30 {
+            assert!(
+                stored < 300,
+                "the hub finished before it could be killed; slow it down"
+            );
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            child.try_wait().expect("child status").is_none(),
+            "the child hub exited early"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the child hub stored nothing within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     child.kill().expect("kill the hub");
     child.wait().expect("reap the hub");
@@ -136,8 +204,7 @@ async fn hub_killed_mid_flow_delivers_exactly_once() {
     let hub = env.start_hub().await.expect("hub restarts");
     let receiver = Spoke::connect(de).await.expect("connects");
     let arrivals = receive_all(&receiver, &ids, Duration::from_secs(60)).await;
-    let missing = ids.iter().filter(|id| !arrivals.contains_key(id)).count();
-    assert_eq!(missing, 0, "every permit arrives");
+    assert_exactly_once(&ids, &arrivals);
 
     // Deliveries are idempotent by message id: a copy republished after the crash carries
     // the same id, so the spoke stores it once. Count the distinct accepted receipts too.

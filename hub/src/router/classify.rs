@@ -13,7 +13,7 @@ use lapin::message::Delivery;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::amqp::{header_text, headers_to_json};
+use crate::amqp::{clean_text, header_text, headers_to_json};
 use crate::db::DbPool;
 use crate::db::models::NewMessage;
 use crate::parties::{PartyDirectory, PartyError};
@@ -48,9 +48,12 @@ pub enum Verdict {
 pub struct Inbound {
     pub record: NewMessage,
     pub verdict: Verdict,
-    /// The Party that receives the receipts: the authenticated sender, or when the broker
-    /// named no user, the registered Party the sender header claims.
+    /// The Party that receives the receipts: the authenticated sender only. A message the
+    /// broker did not authenticate is recorded but answered to nobody, because its sender
+    /// header could name any Party and would let one Party plant receipts in another's queue.
     pub reply_to: Option<PartyCode>,
+    /// Whether the message came from the dead-letter queue.
+    pub dead_lettered: bool,
 }
 
 impl Inbound {
@@ -84,7 +87,10 @@ pub async fn classify(
     let body = &delivery.data;
     let mut problems = Vec::new();
 
-    let broker_user = properties.user_id().as_ref().map(|user| user.to_string());
+    let broker_user = properties
+        .user_id()
+        .as_ref()
+        .map(|user| clean_text(user.as_str()));
     let claimed_sender = header_text(headers, HEADER_SENDER);
     let sender = match &broker_user {
         None => {
@@ -112,14 +118,7 @@ pub async fn classify(
             party
         }
     };
-    let reply_to = match (sender, broker_user.as_deref(), claimed_sender.as_deref()) {
-        (Some(sender), _, _) => Some(sender),
-        (None, None, Some(claimed)) => match claimed.parse::<PartyCode>() {
-            Ok(code) if directory.contains(pool, code).await? => Some(code),
-            _ => None,
-        },
-        _ => None,
-    };
+    let reply_to = sender;
     if let (Some(sender), Some(claimed)) = (sender, claimed_sender.as_deref())
         && claimed != sender.as_str()
     {
@@ -133,7 +132,10 @@ pub async fn classify(
         );
     }
 
-    let raw_message_id = properties.message_id().as_ref().map(|id| id.to_string());
+    let raw_message_id = properties
+        .message_id()
+        .as_ref()
+        .map(|id| clean_text(id.as_str()));
     let message_id = match raw_message_id.as_deref().map(Uuid::parse_str) {
         Some(Ok(id)) => id,
         Some(Err(_)) => {
@@ -159,7 +161,10 @@ pub async fn classify(
         }
     };
 
-    let raw_type = properties.kind().as_ref().map(|kind| kind.to_string());
+    let raw_type = properties
+        .kind()
+        .as_ref()
+        .map(|kind| clean_text(kind.as_str()));
     let message_type = match raw_type.as_deref() {
         None => {
             problems.push(
@@ -181,8 +186,14 @@ pub async fn classify(
         },
     };
 
-    let content_type = properties.content_type().as_ref().map(|c| c.to_string());
-    let correlation_id_text = properties.correlation_id().as_ref().map(|c| c.to_string());
+    let content_type = properties
+        .content_type()
+        .as_ref()
+        .map(|c| clean_text(c.as_str()));
+    let correlation_id_text = properties
+        .correlation_id()
+        .as_ref()
+        .map(|c| clean_text(c.as_str()));
     let correlation_id = correlation_id_text
         .as_deref()
         .and_then(|text| Uuid::parse_str(text).ok());
@@ -310,10 +321,10 @@ pub async fn classify(
         "content_type": content_type,
         "correlation_id": correlation_id_text,
         "timestamp": properties.timestamp(),
-        "app_id": properties.app_id().as_ref().map(|a| a.to_string()),
+        "app_id": properties.app_id().as_ref().map(|a| clean_text(a.as_str())),
         "redelivered": delivery.redelivered,
-        "exchange": delivery.exchange.to_string(),
-        "routing_key": delivery.routing_key.to_string(),
+        "exchange": clean_text(delivery.exchange.as_str()),
+        "routing_key": clean_text(delivery.routing_key.as_str()),
     });
     recorded_properties["headers"] = headers_to_json(headers);
 
@@ -349,6 +360,7 @@ pub async fn classify(
         record,
         verdict,
         reply_to,
+        dead_lettered: false,
     })
 }
 

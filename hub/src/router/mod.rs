@@ -4,6 +4,7 @@
 pub mod classify;
 pub mod store;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::HubContext;
 use crate::outbox::{self, OutboxMessage};
@@ -51,11 +53,19 @@ async fn run_consumer(
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let session = consume_session(&context, index, &shutdown, queue, dead_letters);
+        // A task of its own, so that a panic ends only this session and is restarted.
+        let session = tokio::spawn({
+            let context = context.clone();
+            let shutdown = shutdown.clone();
+            async move { consume_session(&context, index, &shutdown, queue, dead_letters).await }
+        });
         match session.await {
-            Ok(()) => return,
-            Err(error) => {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => {
                 tracing::warn!(worker = index, queue, %error, retry_in_ms = backoff.as_millis() as u64, "consumer stopped; reconnecting");
+            }
+            Err(error) => {
+                tracing::error!(worker = index, queue, %error, "consumer task failed; restarting it");
             }
         }
         tokio::select! {
@@ -123,6 +133,7 @@ async fn consume_on(
     let mut published = Vec::new();
     loop {
         let first = tokio::select! {
+            biased;
             () = shutdown.cancelled() => {
                 flush_published(context, &mut published).await;
                 return Ok(());
@@ -144,16 +155,27 @@ async fn consume_on(
                 _ => break,
             }
         }
-        process_batch(
+        let outcome = process_batch(
             context,
             &publish_channel,
             batch,
             dead_letters,
             shutdown,
             &mut published,
-        )
-        .await?;
+        );
+        if outcome.await? == BatchOutcome::Abandoned {
+            // Return at once: acknowledging a later batch with `multiple` would also
+            // acknowledge this one, which was never stored.
+            return Ok(());
+        }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchOutcome {
+    Acknowledged,
+    /// Shutdown came first; the deliveries stay unacknowledged and return to the queue.
+    Abandoned,
 }
 
 /// Marks confirmed outbox rows as sent when no batch came along to carry them. A failure
@@ -183,19 +205,27 @@ async fn process_batch(
     dead_letters: bool,
     shutdown: &CancellationToken,
     published: &mut Vec<i64>,
-) -> Result<(), SessionError> {
+) -> Result<BatchOutcome, SessionError> {
     // PostgreSQL keeps microseconds; receipts show the time exactly as stored.
     let received_at = Utc::now().trunc_subsecs(6);
     let mut inbound = Vec::with_capacity(batch.len());
+    let mut message_ids = Vec::with_capacity(batch.len());
+    let mut seen = HashSet::with_capacity(batch.len());
     for delivery in &batch {
         let classified = retry_database("read the party list", shutdown, || {
             classify(delivery, received_at, &context.parties, &context.pool)
         });
-        // On shutdown the deliveries return to the queue unacknowledged.
         let Some(mut message) = classified.await else {
-            return Ok(());
+            return Ok(BatchOutcome::Abandoned);
         };
+        message_ids.push(message.message_id());
+        // A message sent twice in quick succession can arrive twice in one batch; the
+        // copy is acknowledged with the batch and changes nothing.
+        if !seen.insert(message.message_id()) {
+            continue;
+        }
         if dead_letters {
+            message.dead_lettered = true;
             message.reject(Problem::new(
                 ErrorCode::ProcessingFailed,
                 "the hub failed to process this message within its delivery limit; send it again with a new message_id",
@@ -206,7 +236,7 @@ async fn process_batch(
 
     let stored = store_with_isolation(context, inbound, shutdown, published).await;
     let Some((outgoing, poisoned)) = stored else {
-        return Ok(()); // shutting down: the deliveries return to the queue unacknowledged
+        return Ok(BatchOutcome::Abandoned);
     };
     publish_outgoing(context, publish_channel, &outgoing, published).await?;
 
@@ -214,34 +244,32 @@ async fn process_batch(
         if let Some(last) = batch.last() {
             last.acker.ack(BasicAckOptions { multiple: true }).await?;
         }
-        return Ok(());
+        return Ok(BatchOutcome::Acknowledged);
     }
-    for (position, delivery) in batch.iter().enumerate() {
-        if poisoned.contains(&position) {
+    for (delivery, message_id) in batch.iter().zip(&message_ids) {
+        if poisoned.contains(message_id) {
             // Dead-lettered: the dead-letter consumer records it and answers the sender.
-            delivery
-                .acker
-                .nack(BasicNackOptions {
-                    multiple: false,
-                    requeue: false,
-                })
-                .await?;
+            let options = BasicNackOptions {
+                multiple: false,
+                requeue: false,
+            };
+            delivery.acker.nack(options).await?;
         } else {
             delivery.acker.ack(BasicAckOptions::default()).await?;
         }
     }
-    Ok(())
+    Ok(BatchOutcome::Acknowledged)
 }
 
-/// Stores the batch in one transaction. When the transaction fails for a reason other than
-/// a lost connection, each message is stored alone, so that one message the database
-/// refuses cannot hold back the others; the positions of those refused are returned.
+/// Stores the batch in one transaction. When the database refuses the batch's data, each
+/// message is stored alone, so that one message it refuses cannot hold back the others;
+/// the ids of those refused are returned.
 async fn store_with_isolation(
     context: &Arc<HubContext>,
     inbound: Vec<Inbound>,
     shutdown: &CancellationToken,
     published: &mut Vec<i64>,
-) -> Option<(Vec<OutboxMessage>, Vec<usize>)> {
+) -> Option<(Vec<OutboxMessage>, HashSet<Uuid>)> {
     let first_attempt = store_retrying(context, inbound.clone(), shutdown, published).await?;
     if first_attempt.is_ok() {
         published.clear();
@@ -249,22 +277,23 @@ async fn store_with_isolation(
         flush_published(context, published).await;
     }
     match first_attempt {
-        Ok(outgoing) => Some((outgoing, Vec::new())),
+        Ok(outgoing) => Some((outgoing, HashSet::new())),
         Err(error) if inbound.len() == 1 => {
-            tracing::error!(message.id = %inbound[0].message_id(), %error, "database refused a message; dead-lettering it");
-            Some((Vec::new(), vec![0]))
+            let message_id = inbound[0].message_id();
+            tracing::error!(message.id = %message_id, %error, "database refused a message; dead-lettering it");
+            Some((Vec::new(), HashSet::from([message_id])))
         }
         Err(error) => {
             tracing::warn!(%error, batch = inbound.len(), "database refused a batch; storing its messages one by one");
             let mut outgoing = Vec::new();
-            let mut poisoned = Vec::new();
-            for (position, message) in inbound.into_iter().enumerate() {
+            let mut poisoned = HashSet::new();
+            for message in inbound {
                 let message_id = message.message_id();
                 match store_retrying(context, vec![message], shutdown, &[]).await? {
                     Ok(rows) => outgoing.extend(rows),
                     Err(error) => {
                         tracing::error!(message.id = %message_id, %error, "database refused a message; dead-lettering it");
-                        poisoned.push(position);
+                        poisoned.insert(message_id);
                     }
                 }
             }
@@ -281,6 +310,9 @@ async fn store_retrying(
     shutdown: &CancellationToken,
     published: &[i64],
 ) -> Option<Result<Vec<OutboxMessage>, diesel::result::Error>> {
+    // The dead-letter consumer stores only a rejection record; if even that is refused,
+    // it keeps trying rather than let the broker discard the message.
+    let waits_out_refusals = inbound.iter().all(|message| message.dead_lettered);
     let mut backoff = Duration::from_millis(100);
     loop {
         match context.pool.get().await {
@@ -288,10 +320,12 @@ async fn store_retrying(
                 let connection: &mut AsyncPgConnection = &mut connection;
                 match store::store_batch(connection, inbound.clone(), published).await {
                     Ok(rows) => return Some(Ok(rows)),
-                    Err(error) if is_connection_error(&error) => {
-                        tracing::warn!(%error, "database connection lost while storing a batch; retrying");
+                    Err(error) if is_data_refusal(&error) && !waits_out_refusals => {
+                        return Some(Err(error));
                     }
-                    Err(error) => return Some(Err(error)),
+                    Err(error) => {
+                        tracing::warn!(%error, "database failed to store a batch; retrying");
+                    }
                 }
             }
             Err(error) => tracing::warn!(%error, "database unavailable; retrying the batch"),
@@ -304,20 +338,23 @@ async fn store_retrying(
     }
 }
 
-fn is_connection_error(error: &diesel::result::Error) -> bool {
+/// Whether the database refused this particular data. Only such a refusal sends a message
+/// towards the dead-letter queue; any other failure (a lost connection, a read-only node
+/// after failover, a full disk, a timeout) is waited out with the batch unacknowledged,
+/// because dropping good messages is worse than stopping.
+fn is_data_refusal(error: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
-    match error {
+    matches!(
+        error,
         Error::DatabaseError(
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure,
+            DatabaseErrorKind::UniqueViolation
+                | DatabaseErrorKind::ForeignKeyViolation
+                | DatabaseErrorKind::NotNullViolation
+                | DatabaseErrorKind::CheckViolation,
             _,
-        ) => true,
-        Error::DatabaseError(_, info) => {
-            let message = info.message();
-            message.contains("connection") || message.contains("terminating")
-        }
-        Error::BrokenTransactionManager => true,
-        _ => false,
-    }
+        ) | Error::SerializationError(_)
+            | Error::DeserializationError(_)
+    )
 }
 
 /// Retries a read that needs the database until it succeeds or the hub shuts down.
@@ -407,6 +444,7 @@ async fn sweeper_session(
         match outbox::sweep_once(&context.pool, &channel, context.config.outbox_grace).await {
             Ok(_) => {}
             Err(outbox::SweepError::Broker(error)) => return Err(SessionError::Broker(error)),
+            Err(outbox::SweepError::TimedOut) => return Err(SessionError::ConnectionLost),
             Err(error) => tracing::warn!(%error, "outbox sweep failed; retrying"),
         }
         if !connection.status().connected() {

@@ -87,12 +87,12 @@ async fn store_in_transaction(
 
     let mut fresh = fresh;
     store_permits(connection, &mut fresh, now).await?;
-    apply_acknowledgements(connection, &fresh, &originals, now).await?;
+    let acknowledged_by = apply_acknowledgements(connection, &fresh, &originals, now).await?;
 
     let mut rows = Vec::new();
     let mut bodies = HashMap::new();
     for message in &fresh {
-        outbox_rows_for(message, &originals, now, &mut rows);
+        outbox_rows_for(message, &originals, &acknowledged_by, now, &mut rows);
         if matches!(message.verdict, Verdict::Document { .. }) {
             bodies.insert(message.message_id(), message.record.body.clone());
         }
@@ -277,9 +277,10 @@ async fn apply_acknowledgements(
     fresh: &[&mut Inbound],
     originals: &HashMap<Uuid, Original>,
     now: DateTime<Utc>,
-) -> Result<(), diesel::result::Error> {
+) -> Result<HashMap<Uuid, Uuid>, diesel::result::Error> {
     let mut ids = Vec::new();
     let mut statuses = Vec::new();
+    let mut acknowledged_by = HashMap::new();
     for message in fresh {
         if let Verdict::Acknowledgement {
             correlation_id,
@@ -289,7 +290,9 @@ async fn apply_acknowledgements(
             && originals
                 .get(correlation_id)
                 .is_some_and(|o| o.status == "accepted")
+            && !acknowledged_by.contains_key(correlation_id)
         {
+            acknowledged_by.insert(*correlation_id, message.message_id());
             ids.push(*correlation_id);
             statuses.push(
                 receipt_status_of(acknowledgement.outcome)
@@ -299,19 +302,30 @@ async fn apply_acknowledgements(
         }
     }
     if ids.is_empty() {
-        return Ok(());
+        return Ok(HashMap::new());
     }
-    diesel::sql_query(
+    // Only the rows this statement changed get a receipt: another worker may have applied
+    // a different acknowledgement of the same message a moment earlier.
+    let updated: Vec<Updated> = diesel::sql_query(
         "UPDATE messages SET status = v.status, acknowledged_at = $3 \
          FROM unnest($1::uuid[], $2::text[]) AS v(id, status) \
-         WHERE messages.message_id = v.id AND messages.status = 'accepted'",
+         WHERE messages.message_id = v.id AND messages.status = 'accepted' \
+         RETURNING messages.message_id",
     )
     .bind::<Array<SqlUuid>, _>(&ids)
     .bind::<Array<Text>, _>(&statuses)
     .bind::<diesel::sql_types::Timestamptz, _>(now)
-    .execute(connection)
+    .load(connection)
     .await?;
-    Ok(())
+    let updated: HashSet<Uuid> = updated.into_iter().map(|row| row.message_id).collect();
+    acknowledged_by.retain(|original, _| updated.contains(original));
+    Ok(acknowledged_by)
+}
+
+#[derive(QueryableByName)]
+struct Updated {
+    #[diesel(sql_type = SqlUuid)]
+    message_id: Uuid,
 }
 
 fn receipt_status_of(outcome: AcknowledgementOutcome) -> ReceiptStatus {
@@ -326,6 +340,7 @@ fn receipt_status_of(outcome: AcknowledgementOutcome) -> ReceiptStatus {
 fn outbox_rows_for(
     message: &Inbound,
     originals: &HashMap<Uuid, Original>,
+    acknowledged_by: &HashMap<Uuid, Uuid>,
     now: DateTime<Utc>,
     rows: &mut Vec<NewOutboxRow>,
 ) {
@@ -415,8 +430,8 @@ fn outbox_rows_for(
             else {
                 return;
             };
-            if original.status != "accepted" {
-                return;
+            if acknowledged_by.get(correlation_id) != Some(&record.message_id) {
+                return; // not the acknowledgement that settled the message
             }
             let receipt = Receipt {
                 status: receipt_status_of(acknowledgement.outcome),
