@@ -5,9 +5,9 @@ use std::process::Command;
 
 use chrono::{Duration, Utc};
 use epix_shared::signature::keygen::{
-    KeySpec, KeygenError, MAX_VALIDITY_DAYS, SubjectName, certificate_pem, certificate_request,
-    certificate_request_pem, generate_key, self_signed_certificate, write_private_key_pem,
-    write_public_pem,
+    KeySpec, KeygenError, MAX_VALIDITY_DAYS, NOT_BEFORE_BACKDATE_SECONDS, SubjectName,
+    certificate_pem, certificate_request, certificate_request_pem, generate_key,
+    self_signed_certificate, write_private_key_pem, write_public_pem,
 };
 use epix_shared::signature::{
     Algorithm, KeyType, ParsedCertificate, Signer, SigningKey, check_certificate, verify,
@@ -19,6 +19,14 @@ fn subject() -> SubjectName {
         organization: "Federal Food Safety and Veterinary Office".to_owned(),
         country: "CH".to_owned(),
     }
+}
+
+fn signer_for(
+    key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
+    certificate: &openssl::x509::X509,
+) -> Signer {
+    let parsed = ParsedCertificate::from_x509(certificate.clone()).expect("certificate parses");
+    Signer::new(SigningKey::new(key.to_owned(), parsed).expect("key fits certificate"))
 }
 
 fn openssl_text(args: &[&str]) -> String {
@@ -78,9 +86,22 @@ fn self_signed_certificate_passes_checks() {
     assert_eq!(info.issuer, info.subject);
     let validity = info.not_after - info.not_before;
     assert_eq!(validity, Duration::days(365));
-    let age = Utc::now() - info.not_before;
-    assert!(age >= Duration::zero(), "not_before is not in the future");
-    assert!(age < Duration::minutes(5), "not_before is now");
+    // not_before lies five minutes back, so a signer whose clock is a little behind can
+    // use the certificate at once.
+    let backdate = Utc::now() - info.not_before;
+    assert!(
+        backdate >= Duration::seconds(NOT_BEFORE_BACKDATE_SECONDS),
+        "{backdate}"
+    );
+    assert!(
+        backdate < Duration::seconds(NOT_BEFORE_BACKDATE_SECONDS + 60),
+        "{backdate}"
+    );
+    let early =
+        signer_for(&key, &certificate).sign(b"<permit/>", Utc::now() - Duration::minutes(2));
+    let parsed = ParsedCertificate::from_x509(certificate.clone()).expect("parses");
+    verify(&early.expect("sign"), b"<permit/>", &parsed)
+        .expect("a slightly early signing time passes");
 
     let cert_path = dir.path().join("cert.pem");
     write_public_pem(&cert_path, &pem).expect("write certificate");

@@ -130,8 +130,8 @@ impl ParsedCertificate {
         Ok(())
     }
 
-    /// Checks that the key usage extension, when present, allows digitalSignature. A
-    /// certificate without the extension may be used for any purpose (RFC 5280 4.2.1.3).
+    /// Checks that the key usage extension, when present, allows digitalSignature. Without
+    /// the extension the key usage is unrestricted, as OpenSSL also treats it.
     pub fn check_key_usage(&self) -> Result<(), SignatureError> {
         // OpenSSL reports an extension it cannot decode as an empty set, which fails here too.
         match self.x509.key_usage() {

@@ -54,6 +54,11 @@ pub enum KeygenError {
 /// Longest validity [`self_signed_certificate`] accepts, in days (about ten years).
 pub const MAX_VALIDITY_DAYS: u32 = 3650;
 
+/// How far the start of a self-signed certificate's validity lies before its creation, in
+/// seconds. Without it, a signing time from a clock a little behind the one that made the
+/// certificate falls before `not_before`, and the signature is rejected.
+pub const NOT_BEFORE_BACKDATE_SECONDS: i64 = 300;
+
 /// Generates a new private key.
 pub fn generate_key(spec: KeySpec) -> Result<PKey<Private>, KeygenError> {
     let key = match spec {
@@ -66,9 +71,10 @@ pub fn generate_key(spec: KeySpec) -> Result<PKey<Private>, KeygenError> {
     Ok(key)
 }
 
-/// Makes a self-signed X.509 v3 certificate for `key`, valid from now for `validity_days`
-/// days, with a random 127-bit serial number, basicConstraints CA:FALSE and a critical key
-/// usage of digitalSignature and nonRepudiation. Signed with SHA-256.
+/// Makes a self-signed X.509 v3 certificate for `key`, valid for `validity_days` days from
+/// [`NOT_BEFORE_BACKDATE_SECONDS`] before now. It has a random 127-bit serial number,
+/// basicConstraints CA:FALSE and a critical key usage of digitalSignature and
+/// nonRepudiation, and is signed with SHA-256.
 pub fn self_signed_certificate(
     key: &PKeyRef<Private>,
     subject: &SubjectName,
@@ -87,8 +93,10 @@ pub fn self_signed_certificate(
     builder.set_subject_name(&name)?;
     builder.set_issuer_name(&name)?;
     builder.set_pubkey(key)?;
-    let not_before = Asn1Time::days_from_now(0)?;
-    let not_after = Asn1Time::days_from_now(validity_days)?;
+    let now = chrono::Utc::now().timestamp();
+    let not_before = Asn1Time::from_unix(now - NOT_BEFORE_BACKDATE_SECONDS)?;
+    let not_after =
+        Asn1Time::from_unix(now - NOT_BEFORE_BACKDATE_SECONDS + i64::from(validity_days) * 86_400)?;
     builder.set_not_before(&not_before)?;
     builder.set_not_after(&not_after)?;
     builder.append_extension(BasicConstraints::new().critical().build()?)?;
