@@ -91,6 +91,11 @@ pub enum ErrorCode {
     // HTTP API.
     NotFound,
     BadRequest,
+    Unauthorized,
+    Forbidden,
+    InvalidCredentials,
+    TooManyRequests,
+    Conflict,
     ServiceUnavailable,
     InternalError,
 }
@@ -151,6 +156,11 @@ impl ErrorCode {
         Self::CertificateKeyUsageInvalid,
         Self::NotFound,
         Self::BadRequest,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::InvalidCredentials,
+        Self::TooManyRequests,
+        Self::Conflict,
         Self::ServiceUnavailable,
         Self::InternalError,
     ];
@@ -211,6 +221,11 @@ impl ErrorCode {
             Self::CertificateKeyUsageInvalid => "certificate_key_usage_invalid",
             Self::NotFound => "not_found",
             Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::TooManyRequests => "too_many_requests",
+            Self::Conflict => "conflict",
             Self::ServiceUnavailable => "service_unavailable",
             Self::InternalError => "internal_error",
         }
