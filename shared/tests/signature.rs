@@ -703,6 +703,24 @@ fn weak_keys_rejected() {
 }
 
 #[test]
+fn check_certificate_reports_every_problem() {
+    let work = Workspace::new();
+    let key = work.key("weak-agreement", &["rsa:1024"], Some("keyEncipherment"));
+    let pem = std::fs::read(&key.cert).expect("cert");
+    let problems =
+        check_certificate(&pem, Utc::now() + Duration::days(90)).expect_err("three problems");
+    let codes: Vec<ErrorCode> = problems.iter().map(|problem| problem.code).collect();
+    assert_eq!(
+        codes,
+        [
+            ErrorCode::KeyTooWeak,
+            ErrorCode::CertificateKeyUsageInvalid,
+            ErrorCode::CertificateExpired
+        ]
+    );
+}
+
+#[test]
 fn unsupported_curve_rejected() {
     let work = Workspace::new();
     let key = work.key(

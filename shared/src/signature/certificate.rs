@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::nid::Nid;
 use openssl::pkey::{HasPublic, Id, PKey, PKeyRef, Public};
-use openssl::x509::{X509, X509NameRef, X509Ref};
+use openssl::x509::{X509, X509KeyUsage, X509NameRef, X509Ref};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -113,32 +113,13 @@ impl ParsedCertificate {
     /// Checks that `at` lies within the validity period, both ends included as RFC 5280
     /// defines them.
     pub fn check_valid_at(&self, at: DateTime<Utc>) -> Result<(), SignatureError> {
-        if at < self.not_before {
-            return Err(SignatureError::CertificateNotYetValid {
-                not_before: self.not_before,
-                not_after: self.not_after,
-                at,
-            });
-        }
-        if at > self.not_after {
-            return Err(SignatureError::CertificateExpired {
-                not_before: self.not_before,
-                not_after: self.not_after,
-                at,
-            });
-        }
-        Ok(())
+        check_validity(self.not_before, self.not_after, at)
     }
 
     /// Checks that the key usage extension, when present, allows digitalSignature. Without
     /// the extension the key usage is unrestricted, as OpenSSL also treats it.
     pub fn check_key_usage(&self) -> Result<(), SignatureError> {
-        // OpenSSL reports an extension it cannot decode as an empty set, which fails here too.
-        match self.x509.key_usage() {
-            None => Ok(()),
-            Some(usage) if usage.contains(openssl::x509::X509KeyUsage::DIGITAL_SIGNATURE) => Ok(()),
-            Some(_) => Err(SignatureError::KeyUsageInvalid),
-        }
+        check_key_usage(&self.x509)
     }
 
     /// Subject, issuer, serial number, thumbprint, key type and validity of the certificate.
@@ -200,23 +181,61 @@ pub fn check_certificate(
         )]
     })?;
 
-    let certificate = match ParsedCertificate::from_x509(x509) {
-        Ok(certificate) => certificate,
-        Err(error) => return Err(vec![error.to_problem()]),
-    };
-
+    // The key, key usage and validity checks are independent, so all of them run even when
+    // the key is rejected.
     let mut problems = Vec::new();
-    if let Err(error) = certificate.check_key_usage() {
+    let certificate = ParsedCertificate::from_x509(x509.clone());
+    if let Err(error) = &certificate {
         problems.push(error.to_problem());
     }
-    if let Err(error) = certificate.check_valid_at(at) {
-        let not_after = super::rfc3339(&certificate.not_after());
-        problems.push(error.to_problem().with_value(not_after));
+    if let Err(error) = check_key_usage(&x509) {
+        problems.push(error.to_problem());
     }
-    if problems.is_empty() {
-        Ok(certificate.info())
+    let not_before = asn1_time_to_utc(x509.not_before());
+    let not_after = asn1_time_to_utc(x509.not_after());
+    match (not_before, not_after) {
+        (Ok(not_before), Ok(not_after)) => {
+            if let Err(error) = check_validity(not_before, not_after, at) {
+                let value = super::rfc3339(&not_after);
+                problems.push(error.to_problem().with_value(value));
+            }
+        }
+        (Err(error), _) | (_, Err(error)) => problems.push(error.to_problem()),
+    }
+    match certificate {
+        Ok(certificate) if problems.is_empty() => Ok(certificate.info()),
+        _ => Err(problems),
+    }
+}
+
+fn check_key_usage(x509: &X509Ref) -> Result<(), SignatureError> {
+    // OpenSSL reports an extension it cannot decode as an empty set, which fails here too.
+    match x509.key_usage() {
+        None => Ok(()),
+        Some(usage) if usage.contains(X509KeyUsage::DIGITAL_SIGNATURE) => Ok(()),
+        Some(_) => Err(SignatureError::KeyUsageInvalid),
+    }
+}
+
+fn check_validity(
+    not_before: DateTime<Utc>,
+    not_after: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<(), SignatureError> {
+    if at < not_before {
+        Err(SignatureError::CertificateNotYetValid {
+            not_before,
+            not_after,
+            at,
+        })
+    } else if at > not_after {
+        Err(SignatureError::CertificateExpired {
+            not_before,
+            not_after,
+            at,
+        })
     } else {
-        Err(problems)
+        Ok(())
     }
 }
 
