@@ -68,6 +68,22 @@ pub struct Config {
     pub outbox_sweep_interval: Duration,
     /// `json` for JSON log lines, `text` otherwise (`EPIX_LOG_FORMAT`).
     pub log_json: bool,
+    /// PEM P-256 private key that signs API tokens (`EPIX_JWT_SIGNING_KEY`); a key
+    /// generated at start when unset.
+    pub jwt_signing_key: Option<String>,
+    /// PEM public keys that still verify tokens after a key rotation
+    /// (`EPIX_JWT_ADDITIONAL_KEYS`).
+    pub jwt_additional_keys: Option<String>,
+    /// Token issuer, `iss` (`EPIX_JWT_ISSUER`).
+    pub jwt_issuer: String,
+    /// Token audience, `aud` (`EPIX_JWT_AUDIENCE`).
+    pub jwt_audience: String,
+    /// Lifetime of an API token (`EPIX_TOKEN_TTL_SECONDS`).
+    pub token_ttl: Duration,
+    /// Failed logins in a row that lock an account (`EPIX_LOGIN_MAX_FAILURES`).
+    pub login_max_failures: u32,
+    /// How long a locked account stays locked (`EPIX_LOGIN_LOCKOUT_SECONDS`).
+    pub login_lockout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -113,6 +129,20 @@ impl Config {
         let workers = env.number("EPIX_WORKERS", 4, 1, 64)?;
 
         Ok(Self {
+            jwt_signing_key: env.secret("EPIX_JWT_SIGNING_KEY")?,
+            jwt_additional_keys: env.secret("EPIX_JWT_ADDITIONAL_KEYS")?,
+            jwt_issuer: env.text("EPIX_JWT_ISSUER", &public_hub_url),
+            jwt_audience: env.text("EPIX_JWT_AUDIENCE", "epix-hub"),
+            token_ttl: Duration::from_secs(
+                env.number("EPIX_TOKEN_TTL_SECONDS", 900, 60, 86_400)? as u64
+            ),
+            login_max_failures: env.number("EPIX_LOGIN_MAX_FAILURES", 5, 1, 100)? as u32,
+            login_lockout: Duration::from_secs(env.number(
+                "EPIX_LOGIN_LOCKOUT_SECONDS",
+                900,
+                1,
+                86_400,
+            )? as u64),
             public_amqp_url: env.text("EPIX_PUBLIC_AMQP_URL", &amqp_url),
             database_url,
             amqp_url,

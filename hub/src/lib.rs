@@ -2,6 +2,7 @@
 //! delivers them to the addressed Party, returns receipts, and answers customs lookups.
 
 pub mod amqp;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod http;
@@ -27,6 +28,9 @@ pub struct HubContext {
     pub config: Config,
     pub pool: db::DbPool,
     pub parties: parties::PartyDirectory,
+    pub token_keys: auth::TokenKeys,
+    pub clock: Arc<dyn auth::Clock>,
+    pub login_limiter: auth::limiter::FailureLimiter,
     broker_ready: AtomicBool,
 }
 
@@ -50,11 +54,54 @@ pub enum StartError {
     Topology(#[from] lapin::Error),
     #[error("cannot read the party list: {0}")]
     Parties(#[from] parties::PartyError),
+    #[error(transparent)]
+    TokenKeys(#[from] auth::keys::KeyError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
         source: std::io::Error,
     },
+}
+
+/// The hub's state without its workers and server, for admin commands.
+pub struct AdminContext {
+    context: Arc<HubContext>,
+}
+
+impl AdminContext {
+    /// Migrates the database and opens a small pool.
+    pub async fn connect(mut config: Config) -> Result<Self, StartError> {
+        db::migrate(&config.database_url).await?;
+        config.db_pool_size = 2;
+        let context = build_context(config, Arc::new(auth::SystemClock))?;
+        Ok(Self { context })
+    }
+
+    pub fn context(&self) -> &HubContext {
+        &self.context
+    }
+}
+
+fn build_context(
+    config: Config,
+    clock: Arc<dyn auth::Clock>,
+) -> Result<Arc<HubContext>, StartError> {
+    let pool = db::pool(&config.database_url, config.db_pool_size)?;
+    let token_keys = auth::TokenKeys::new(
+        config.jwt_signing_key.as_deref(),
+        config.jwt_additional_keys.as_deref(),
+        &config.jwt_issuer,
+        &config.jwt_audience,
+    )?;
+    Ok(Arc::new(HubContext {
+        token_keys,
+        clock,
+        login_limiter: auth::limiter::FailureLimiter::default(),
+        parties: parties::PartyDirectory::new(&config.party_user_prefix),
+        pool,
+        config,
+        broker_ready: AtomicBool::new(false),
+    }))
 }
 
 /// A running hub: its HTTP server, submission workers and outbox sweeper.
@@ -69,17 +116,24 @@ pub struct Hub {
 impl Hub {
     /// Migrates the database, declares the broker topology, and starts every part.
     pub async fn start(config: Config) -> Result<Self, StartError> {
+        Self::start_with_clock(config, Arc::new(auth::SystemClock)).await
+    }
+
+    /// Starts the hub with another clock for login lockouts, for tests.
+    pub async fn start_with_clock(
+        config: Config,
+        clock: Arc<dyn auth::Clock>,
+    ) -> Result<Self, StartError> {
         let applied = db::migrate(&config.database_url).await?;
         if applied > 0 {
             tracing::info!(migrations = applied, "database migrated");
         }
-        let pool = db::pool(&config.database_url, config.db_pool_size)?;
-        let context = Arc::new(HubContext {
-            parties: parties::PartyDirectory::new(&config.party_user_prefix),
-            pool,
-            config,
-            broker_ready: AtomicBool::new(false),
-        });
+        if config.jwt_signing_key.is_none() {
+            tracing::warn!(
+                "EPIX_JWT_SIGNING_KEY is not set: tokens are signed with a key generated now, which other replicas do not know and a restart discards"
+            );
+        }
+        let context = build_context(config, clock)?;
         declare_topology(&context).await?;
 
         let shutdown = CancellationToken::new();
@@ -154,6 +208,8 @@ fn start_http(
             .app_data(data.clone())
             .app_data(http::path_config())
             .app_data(http::query_config())
+            .app_data(http::json_config())
+            .app_data(http::form_config())
             .into_utoipa_app()
             .configure(http::configure)
             .into_app()

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use epix_hub::{Config, Hub, db, http, parties, telemetry};
+use epix_hub::auth::Role;
+use epix_hub::{Config, Hub, auth, db, http, parties, telemetry};
 use epix_shared::PartyCode;
 use epix_shared::permit::PartyProfile;
 
@@ -37,6 +38,48 @@ enum Command {
         #[command(subcommand)]
         command: PartyCommand,
     },
+    /// Manage users of the HTTP API.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Make keys for signing API tokens.
+    TokenKey {
+        #[command(subcommand)]
+        command: TokenKeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user, such as the first Secretariat account. The password is read from the
+    /// first line of standard input.
+    Add {
+        /// 3 to 64 letters, digits or `._@-`.
+        username: String,
+        /// The person's full name.
+        #[arg(long)]
+        name: String,
+        /// A role: secretariat, authority-admin, authority-officer, customs or auditor.
+        /// Repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<Role>,
+        /// The user's Party; omit for secretariat and auditor users.
+        #[arg(long)]
+        party: Option<PartyCode>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenKeyCommand {
+    /// Print a new P-256 private key (PEM) for EPIX_JWT_SIGNING_KEY.
+    Generate,
+    /// Print the public key of a private key file, for EPIX_JWT_ADDITIONAL_KEYS after a
+    /// rotation.
+    Public {
+        /// The private key PEM file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -59,6 +102,12 @@ enum PartyCommand {
     },
     /// List the registered Parties.
     List,
+    /// Give a Party's broker user a new password, close its open connections, and print
+    /// the new spoke settings.
+    RotateCredentials {
+        /// The Party's code, such as CH.
+        code: PartyCode,
+    },
 }
 
 fn main() -> ExitCode {
@@ -94,6 +143,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         };
     }
 
+    if let Command::TokenKey { command } = &cli.command {
+        return token_key(command);
+    }
+
     let config = Config::from_env()?;
     telemetry::init(config.log_json);
     match cli.command {
@@ -104,7 +157,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Party { command } => party(config, command).await,
-        Command::Openapi { .. } => Ok(()),
+        Command::User { command } => user(config, command).await,
+        Command::Openapi { .. } | Command::TokenKey { .. } => Ok(()),
     }
 }
 
@@ -140,13 +194,12 @@ async fn party(config: Config, command: PartyCommand) -> anyhow::Result<()> {
                 utc_offset,
             };
             let settings = parties::add(&config, &pool, code, &name, &profile).await?;
-            println!(
-                "# Spoke settings of {} (shown once; keep the password secret)",
-                settings.party
-            );
-            println!("EPIX_PARTY={}", settings.party);
-            println!("AMQP_URL={}", settings.amqp_url);
-            println!("EPIX_HUB_URL={}", settings.hub_url);
+            print_settings(&settings);
+            Ok(())
+        }
+        PartyCommand::RotateCredentials { code } => {
+            let settings = parties::rotate_credentials(&config, &pool, code).await?;
+            print_settings(&settings);
             Ok(())
         }
         PartyCommand::List => {
@@ -156,4 +209,70 @@ async fn party(config: Config, command: PartyCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn print_settings(settings: &parties::SpokeSettings) {
+    println!(
+        "# Spoke settings of {} (shown once; keep the password secret)",
+        settings.party
+    );
+    println!("EPIX_PARTY={}", settings.party);
+    println!("AMQP_URL={}", settings.amqp_url);
+    println!("EPIX_HUB_URL={}", settings.hub_url);
+}
+
+async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
+    let UserCommand::Add {
+        username,
+        name,
+        roles,
+        party,
+    } = command;
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    if password.chars().count() < auth::password::MIN_PASSWORD_CHARS {
+        anyhow::bail!(
+            "the password on standard input is too short: expected at least {} characters",
+            auth::password::MIN_PASSWORD_CHARS
+        );
+    }
+    let hub = epix_hub::AdminContext::connect(config).await?;
+    let created = http::users::create(
+        hub.context(),
+        &username,
+        &name,
+        party.map(|code| code.to_string()),
+        roles,
+        password,
+        Some("epix-hub user add".to_owned()),
+    )
+    .await
+    .map_err(|error| anyhow::anyhow!("cannot create user {username}: {error}"))?;
+    println!(
+        "created user {} ({}) with roles {}",
+        created.username,
+        created.party.as_deref().unwrap_or("no party"),
+        created.roles.join(", ")
+    );
+    Ok(())
+}
+
+fn token_key(command: &TokenKeyCommand) -> anyhow::Result<()> {
+    match command {
+        TokenKeyCommand::Generate => {
+            let (private, _) = auth::keys::generate_key_pair().context("cannot generate a key")?;
+            print!("{private}");
+        }
+        TokenKeyCommand::Public { file } => {
+            let pem = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let public = auth::keys::public_pem_of(&pem)
+                .with_context(|| format!("{} is not a PEM private key", file.display()))?;
+            print!("{public}");
+        }
+    }
+    Ok(())
 }

@@ -156,6 +156,8 @@ fn profile_of(party: &Party) -> PartyProfile {
 pub enum PartyError {
     #[error("party {0} is already registered")]
     Exists(PartyCode),
+    #[error("party {0} is not registered")]
+    Unknown(PartyCode),
     #[error("database error: {0}")]
     Database(String),
     #[error("broker management API request {action} failed: {message}")]
@@ -245,6 +247,36 @@ pub async fn add(
     })
 }
 
+/// Gives a Party's broker user a new password and closes the user's open connections, so
+/// the old password stops working at once.
+pub async fn rotate_credentials(
+    config: &Config,
+    pool: &DbPool,
+    code: PartyCode,
+) -> Result<SpokeSettings, PartyError> {
+    let mut connection = pool.get().await?;
+    let user: Option<String> = parties::table
+        .select(parties::broker_user)
+        .find(code.as_str())
+        .first(&mut connection)
+        .await
+        .optional()?;
+    let Some(user) = user else {
+        return Err(PartyError::Unknown(code));
+    };
+    let password = random_password();
+    let management = Management::new(config);
+    management.put_user(&user, &password).await?;
+    let closed = management.close_connections_of(&user).await?;
+    tracing::info!(party.code = %code, broker.user = %user, connections.closed = closed, "party broker credentials rotated");
+    Ok(SpokeSettings {
+        party: code,
+        amqp_url: with_credentials(&config.public_amqp_url, &user, &password),
+        broker_user: user,
+        hub_url: config.public_hub_url.clone(),
+    })
+}
+
 async fn declare_queues(config: &Config, code: PartyCode) -> Result<(), PartyError> {
     let broker = |error: lapin::Error| PartyError::Broker(error.to_string());
     let connection = crate::amqp::connect(&config.amqp_url, "epix-hub party add")
@@ -325,6 +357,41 @@ impl Management {
         });
         self.put(&format!("set permissions of {user}"), &url, body)
             .await
+    }
+
+    /// Closes every broker connection of `user` and returns how many there were. Uses the
+    /// per-user endpoint, which reads the broker's connection tracking, so a connection
+    /// opened a moment ago is closed too.
+    async fn close_connections_of(&self, user: &str) -> Result<usize, PartyError> {
+        let failed = |message: String| PartyError::Management {
+            action: format!("close connections of {user}"),
+            message,
+        };
+        let url = format!(
+            "{}/api/connections/username/{}",
+            self.base,
+            encode_segment(user)
+        );
+        let listed = self
+            .client
+            .get(&url)
+            .basic_auth(&self.user, Some(&self.password))
+            .send()
+            .await
+            .map_err(|error| failed(error.to_string()))?;
+        let connections: Vec<serde_json::Value> = listed.json().await.unwrap_or_default();
+        let response = self
+            .client
+            .delete(&url)
+            .basic_auth(&self.user, Some(&self.password))
+            .header("X-Reason", "broker credentials rotated")
+            .send()
+            .await
+            .map_err(|error| failed(error.to_string()))?;
+        if !response.status().is_success() {
+            return Err(failed(format!("HTTP {}", response.status())));
+        }
+        Ok(connections.len())
     }
 
     async fn put(

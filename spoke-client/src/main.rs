@@ -69,7 +69,12 @@ enum Command {
         count: Option<u64>,
     },
     /// Print a message's status and receipts as the hub records them.
-    Status { message_id: Uuid },
+    Status {
+        message_id: Uuid,
+        /// A bearer token of an authority user of this Party, from POST /v1/auth/token.
+        #[arg(long, env = "EPIX_HUB_TOKEN", hide_env_values = true)]
+        token: String,
+    },
     /// Check a document locally, as the hub would, and list every problem.
     Validate {
         file: PathBuf,
@@ -107,7 +112,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate { file, as_of } => validate(&file, as_of),
-        Command::Status { message_id } => status(&cli.hub_url, message_id).await,
+        Command::Status { message_id, token } => status(&cli.hub_url, message_id, &token).await,
         Command::Send {
             file,
             to,
@@ -279,10 +284,11 @@ async fn receive(spoke: Spoke, dir: &Path, limit: Option<u64>) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
-async fn status(hub_url: &str, message_id: Uuid) -> anyhow::Result<ExitCode> {
+async fn status(hub_url: &str, message_id: Uuid, token: &str) -> anyhow::Result<ExitCode> {
     let url = format!("{}/v1/messages/{message_id}", hub_url.trim_end_matches('/'));
     let response = reqwest::Client::new()
         .get(&url)
+        .bearer_auth(token)
         .timeout(Duration::from_secs(10))
         .send()
         .await

@@ -53,15 +53,22 @@ async fn xml_permit_is_delivered_as_received() {
     assert_eq!(delivered.body, body, "the XML arrives byte for byte");
     assert_eq!(delivered.content_type.as_deref(), Some("application/xml"));
 
-    let permit: serde_json::Value = reqwest::get(format!(
-        "http://{}/v1/permits/CH/26CH009001",
-        hub.http_address()
-    ))
-    .await
-    .expect("lookup answers")
-    .json()
-    .await
-    .expect("JSON");
+    let customs = env
+        .user_token(&hub, "de-customs", Some("DE"), &["customs"])
+        .await
+        .expect("customs logs in");
+    let permit: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "http://{}/v1/permits/CH/26CH009001",
+            hub.http_address()
+        ))
+        .bearer_auth(&customs)
+        .send()
+        .await
+        .expect("lookup answers")
+        .json()
+        .await
+        .expect("JSON");
     assert_eq!(permit["document_type"], "re_export");
     hub.stop().await;
 }

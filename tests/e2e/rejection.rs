@@ -173,8 +173,8 @@ async fn same_message_id_is_stored_and_delivered_once() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     drop(inbox);
     drop(receipts);
-    receiver.close().await.expect("closed");
-    sender.close().await.expect("closed");
+    let _ = receiver.close().await;
+    let _ = sender.close().await;
     assert_eq!(
         env.queue_depth("epix.inbox.DE").await.expect("depth"),
         0,

@@ -55,15 +55,22 @@ async fn permit_reaches_addressee_with_receipts() {
         "receipt times are in order"
     );
 
-    let status: serde_json::Value = reqwest::get(format!(
-        "http://{}/v1/messages/{message_id}",
-        hub.http_address()
-    ))
-    .await
-    .expect("status answers")
-    .json()
-    .await
-    .expect("JSON");
+    let officer = env
+        .user_token(&hub, "ch-officer", Some("CH"), &["authority-officer"])
+        .await
+        .expect("officer logs in");
+    let status: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "http://{}/v1/messages/{message_id}",
+            hub.http_address()
+        ))
+        .bearer_auth(&officer)
+        .send()
+        .await
+        .expect("status answers")
+        .json()
+        .await
+        .expect("JSON");
     assert_eq!(status["status"], "delivered");
     assert_eq!(
         status["receipts"].as_array().map(Vec::len),
@@ -91,13 +98,22 @@ async fn customs_lookup_by_path_and_query() {
     receipts_until(&mut receipts, message_id, ReceiptStatus::Accepted).await;
 
     let base = format!("http://{}", hub.http_address());
+    let customs = env
+        .user_token(&hub, "de-customs", Some("DE"), &["customs"])
+        .await
+        .expect("customs logs in");
     let client = reqwest::Client::new();
     for url in [
         format!("{base}/v1/permits/CH/08CA00153/CWHQ"),
         format!("{base}/v1/permits/CH/08CA00153%2FCWHQ"),
         format!("{base}/v1/permits?country=CH&number=08CA00153%2FCWHQ"),
     ] {
-        let response = client.get(&url).send().await.expect("lookup answers");
+        let response = client
+            .get(&url)
+            .bearer_auth(&customs)
+            .send()
+            .await
+            .expect("lookup answers");
         assert_eq!(response.status(), 200, "{url}");
         let permit: serde_json::Value = response.json().await.expect("JSON");
         assert_eq!(permit["permit_number"], number, "{url}");
@@ -109,6 +125,7 @@ async fn customs_lookup_by_path_and_query() {
 
     let missing = client
         .get(format!("{base}/v1/permits/DE/08CA00153/CWHQ"))
+        .bearer_auth(&customs)
         .send()
         .await
         .expect("answers");
@@ -125,12 +142,14 @@ async fn customs_lookup_by_path_and_query() {
 
     let bad = client
         .get(format!("{base}/v1/permits?country=Switzerland&number=1"))
+        .bearer_auth(&customs)
         .send()
         .await
         .expect("answers");
     assert_eq!(bad.status(), 400);
     let without_number = client
         .get(format!("{base}/v1/permits?country=CH"))
+        .bearer_auth(&customs)
         .send()
         .await
         .expect("answers");

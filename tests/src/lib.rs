@@ -32,7 +32,15 @@ pub struct TestEnv {
     management: Management,
     vhost: String,
     party_prefix: String,
+    /// PEM private key that signs this test hub's API tokens.
+    pub token_key: String,
 }
+
+/// The password every test user gets.
+pub const TEST_PASSWORD: &str = "correct horse battery staple";
+
+/// The token issuer of test hubs.
+pub const TEST_ISSUER: &str = "https://epix-hub.test";
 
 impl TestEnv {
     /// Creates an empty database and virtual host with names unique to this test.
@@ -67,7 +75,9 @@ impl TestEnv {
         management.create_vhost(&vhost).await?;
         let amqp_url = replace_path(&base_amqp, &vhost);
 
+        let (token_key, _) = epix_hub::auth::keys::generate_key_pair()?;
         Ok(Self {
+            token_key,
             party_prefix: format!("t{id}-party-"),
             id,
             database_url,
@@ -93,6 +103,8 @@ impl TestEnv {
             ("EPIX_WORKERS", "2".to_owned()),
             ("EPIX_OUTBOX_GRACE_MS", "1000".to_owned()),
             ("EPIX_OUTBOX_SWEEP_MS", "200".to_owned()),
+            ("EPIX_JWT_SIGNING_KEY", self.token_key.clone()),
+            ("EPIX_JWT_ISSUER", TEST_ISSUER.to_owned()),
         ];
         Config::from_lookup(|name| {
             vars.iter()
@@ -120,6 +132,8 @@ impl TestEnv {
                 "EPIX_OUTBOX_SWEEP_MS".into(),
                 config.outbox_sweep_interval.as_millis().to_string(),
             ),
+            ("EPIX_JWT_SIGNING_KEY".into(), self.token_key.clone()),
+            ("EPIX_JWT_ISSUER".into(), TEST_ISSUER.into()),
         ]
     }
 
@@ -146,6 +160,67 @@ impl TestEnv {
             epix_hub::parties::add(&config, &pool, party, &format!("Party {code}"), profile)
                 .await?;
         Ok(SpokeConfig::new(&settings.amqp_url, party))
+    }
+
+    /// Creates a user with [`TEST_PASSWORD`], as `epix-hub user add` does.
+    pub async fn add_user(
+        &self,
+        username: &str,
+        party: Option<&str>,
+        roles: &[&str],
+    ) -> anyhow::Result<()> {
+        let admin = epix_hub::AdminContext::connect(self.hub_config()).await?;
+        let roles = roles
+            .iter()
+            .map(|role| role.parse())
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(anyhow::Error::msg)?;
+        epix_hub::http::users::create(
+            admin.context(),
+            username,
+            &format!("Test user {username}"),
+            party.map(str::to_owned),
+            roles,
+            TEST_PASSWORD.to_owned(),
+            None,
+        )
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot create user {username}: {error}"))?;
+        Ok(())
+    }
+
+    /// Logs in at a running hub and returns the bearer token.
+    pub async fn login(&self, hub: &Hub, username: &str) -> anyhow::Result<String> {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/v1/auth/token", hub.http_address()))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", TEST_PASSWORD),
+            ])
+            .send()
+            .await?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await?;
+        if !status.is_success() {
+            bail!("login of {username} failed: HTTP {status}: {body}");
+        }
+        body["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the token response has no access_token")
+    }
+
+    /// Creates a user and logs it in.
+    pub async fn user_token(
+        &self,
+        hub: &Hub,
+        username: &str,
+        party: Option<&str>,
+        roles: &[&str],
+    ) -> anyhow::Result<String> {
+        self.add_user(username, party, roles).await?;
+        self.login(hub, username).await
     }
 
     /// Connects to this test's virtual host as the broker administrator.
@@ -222,6 +297,7 @@ struct TestEnvCleanup {
 impl TestEnvCleanup {
     async fn run(self) -> anyhow::Result<()> {
         let env = TestEnv {
+            token_key: String::new(),
             id: String::new(),
             database_url: String::new(),
             amqp_url: String::new(),

@@ -71,3 +71,48 @@ diesel::table! {
 
 diesel::joinable!(permits -> messages (message_id));
 diesel::allow_tables_to_appear_in_same_query!(messages, permits, outbox);
+
+diesel::table! {
+    users (id) {
+        id -> Int8,
+        username -> Text,
+        full_name -> Text,
+        party -> Nullable<Text>,
+        roles -> Array<Text>,
+        status -> Text,
+        password_hash -> Nullable<Text>,
+        failed_logins -> Int4,
+        locked_until -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        created_by -> Nullable<Text>,
+        removed_at -> Nullable<Timestamptz>,
+        removed_by -> Nullable<Text>,
+        removal_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    api_clients (client_id) {
+        client_id -> Text,
+        user_id -> Int8,
+        secret_hash -> Text,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Int8,
+        occurred_at -> Timestamptz,
+        action -> Text,
+        actor -> Nullable<Text>,
+        actor_party -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        client_address -> Nullable<Text>,
+        details -> Jsonb,
+    }
+}
+
+diesel::joinable!(api_clients -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, api_clients);

@@ -13,6 +13,8 @@ use uuid::Uuid;
 
 use super::problem::{ApiError, ProblemDetails};
 use crate::HubContext;
+use crate::auth::Principal;
+use crate::auth::policy::MESSAGE_READERS;
 use crate::db::models::MessageRow;
 use crate::db::schema::{messages, outbox};
 
@@ -38,20 +40,27 @@ pub struct MessageStatus {
 /// Returns a message's status and receipts.
 #[utoipa::path(
     tag = "messages",
+    security(("bearer" = [])),
     params(("message_id" = Uuid, Path, description = "The sender's message_id")),
     responses(
         (status = 200, description = "The message is known to the hub", body = MessageStatus),
         (status = 400, description = "The id is not a UUID", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "No such message", body = ProblemDetails, content_type = "application/problem+json")
+        (status = 401, description = "Not authenticated", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Roles: authority-officer, authority-admin, secretariat, auditor", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such message, or not sent by or to the caller's Party", body = ProblemDetails, content_type = "application/problem+json")
     )
 )]
-// NOTE: open to any caller until the API authenticates users; the status names Parties and
-// permit numbers, so this must be scoped to the sender's Party then.
 #[get("/messages/{message_id}")]
 pub async fn get_message(
     context: web::Data<Arc<HubContext>>,
+    principal: Principal,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    if !principal.has_any(MESSAGE_READERS) {
+        return Err(ApiError::Forbidden(
+            "reading message status needs an authority, secretariat or auditor role".to_owned(),
+        ));
+    }
     let text = path.into_inner();
     let message_id = Uuid::parse_str(&text)
         .map_err(|_| ApiError::bad_request(format!("message_id {text:?} is not a UUID")))?;
@@ -62,6 +71,14 @@ pub async fn get_message(
         .first(&mut connection)
         .await
         .optional()?;
+    let row = row.filter(|row| {
+        principal.sees_any_of(
+            row.sender
+                .iter()
+                .chain(row.addressee.iter())
+                .map(String::as_str),
+        )
+    });
     let Some(row) = row else {
         return Err(ApiError::NotFound(format!(
             "no message {message_id} is known to the hub"

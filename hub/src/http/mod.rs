@@ -1,9 +1,11 @@
 //! The HTTP API: routes, OpenAPI document and error handling.
 
+pub mod auth;
 pub mod health;
 pub mod messages;
 pub mod permits;
 pub mod problem;
+pub mod users;
 
 use actix_web::{App, HttpRequest, HttpResponse, ResponseError, web};
 use utoipa::OpenApi;
@@ -18,7 +20,10 @@ use problem::ApiError;
         title = "EPIX Hub API",
         description = "Customs lookup of CITES permits exchanged through EPIX Hub, message status, and operations probes. Errors are application/problem+json with a stable code."
     ),
+    modifiers(&BearerScheme),
     tags(
+        (name = "auth", description = "Login and the token keys"),
+        (name = "users", description = "User administration"),
         (name = "permits", description = "Permit lookup for customs"),
         (name = "messages", description = "Status and receipts of submitted messages"),
         (name = "operations", description = "Health probes")
@@ -26,14 +31,39 @@ use problem::ApiError;
 )]
 struct ApiDoc;
 
+/// Declares the bearer-token scheme that protected operations name.
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, document: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = document.components.get_or_insert_with(Default::default);
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some(
+                "An ES256 token from POST /v1/auth/token, valid 15 minutes by default.",
+            ))
+            .build();
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
 /// Registers every route; used by the server and by [`openapi`], so the document cannot
 /// miss a route.
 pub fn configure(config: &mut ServiceConfig) {
     config
         .service(health::healthz)
         .service(health::readyz)
+        .service(auth::jwks)
         .service(
             scope("/v1")
+                .service(auth::issue_token)
+                .service(users::create_user)
+                .service(users::list_users)
+                .service(users::remove_user)
+                .service(users::unlock_user)
+                .service(users::create_client)
                 .service(permits::find_permit)
                 .service(permits::get_permit)
                 .service(messages::get_message),
@@ -61,6 +91,18 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default()
         .error_handler(|error, _| ApiError::bad_request(format!("path: {error}")).into())
+}
+
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(64 * 1024)
+        .error_handler(|error, _| ApiError::bad_request(format!("body: {error}")).into())
+}
+
+pub fn form_config() -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(16 * 1024)
+        .error_handler(|error, _| ApiError::bad_request(format!("form: {error}")).into())
 }
 
 pub fn query_config() -> web::QueryConfig {

@@ -14,6 +14,8 @@ use uuid::Uuid;
 
 use super::problem::{ApiError, ProblemDetails};
 use crate::HubContext;
+use crate::auth::Principal;
+use crate::auth::policy::PERMIT_READERS;
 use crate::db::models::PermitRow;
 use crate::db::schema::{messages, permits};
 
@@ -60,6 +62,7 @@ pub struct PermitQuery {
 /// Looks a permit up by issuing country and number.
 #[utoipa::path(
     tag = "permits",
+    security(("bearer" = [])),
     params(
         ("country" = String, Path, description = "Issuing country, ISO 3166-1 alpha-2"),
         ("number" = String, Path, description = "Permit number exactly as issued; a `/` in it may stay unencoded")
@@ -67,41 +70,54 @@ pub struct PermitQuery {
     responses(
         (status = 200, description = "The permit is known to the hub", body = PermitStatus),
         (status = 400, description = "The country code is malformed", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "No such permit", body = ProblemDetails, content_type = "application/problem+json")
+        (status = 401, description = "Not authenticated", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Roles: customs, authority-officer, authority-admin, secretariat, auditor", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such permit, or not one of the caller's Party (issuer, importer, exporter or addressee)", body = ProblemDetails, content_type = "application/problem+json")
     )
 )]
 #[get("/permits/{country}/{number:.*}")]
 pub async fn get_permit(
     context: web::Data<Arc<HubContext>>,
+    principal: Principal,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (country, number) = path.into_inner();
-    lookup(&context, &country, &number).await
+    lookup(&context, &principal, &country, &number).await
 }
 
 /// Looks a permit up by issuing country and number given as query parameters.
 #[utoipa::path(
     tag = "permits",
+    security(("bearer" = [])),
     params(PermitQuery),
     responses(
         (status = 200, description = "The permit is known to the hub", body = PermitStatus),
         (status = 400, description = "A parameter is missing or malformed", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "No such permit", body = ProblemDetails, content_type = "application/problem+json")
+        (status = 401, description = "Not authenticated", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Roles: customs, authority-officer, authority-admin, secretariat, auditor", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such permit, or not one of the caller's Party (issuer, importer, exporter or addressee)", body = ProblemDetails, content_type = "application/problem+json")
     )
 )]
 #[get("/permits")]
 pub async fn find_permit(
     context: web::Data<Arc<HubContext>>,
+    principal: Principal,
     query: web::Query<PermitQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    lookup(&context, &query.country, &query.number).await
+    lookup(&context, &principal, &query.country, &query.number).await
 }
 
 async fn lookup(
     context: &HubContext,
+    principal: &Principal,
     country: &str,
     number: &str,
 ) -> Result<HttpResponse, ApiError> {
+    if !principal.has_any(PERMIT_READERS) {
+        return Err(ApiError::Forbidden(
+            "looking permits up needs a customs, authority, secretariat or auditor role".to_owned(),
+        ));
+    }
     let country: PartyCode =
         country
             .parse()
@@ -123,7 +139,16 @@ async fn lookup(
         .first(&mut connection)
         .await
         .optional()?;
-    let Some((permit, delivery_status)) = found else {
+    let visible = found.filter(|(permit, _)| {
+        principal.sees_any_of([
+            permit.issuing_country.as_str(),
+            permit.importer_country.as_str(),
+            permit.exporter_country.as_str(),
+            permit.addressee.as_str(),
+        ])
+    });
+    // A permit of other Parties is reported as unknown, so that its existence does not leak.
+    let Some((permit, delivery_status)) = visible else {
         return Err(ApiError::NotFound(format!(
             "no permit {number:?} of {country} is known to the hub"
         )));

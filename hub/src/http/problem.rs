@@ -34,6 +34,18 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// Missing or invalid credentials; answered with `WWW-Authenticate: Bearer`.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A login with wrong credentials; the text never says which part was wrong.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("too many failed attempts: retry after {retry_after_seconds} s")]
+    TooManyRequests { retry_after_seconds: i64 },
+    #[error("{0}")]
+    Conflict(String),
     /// The text is logged, never sent: the client sees a generic message.
     #[error("{0}")]
     Internal(String),
@@ -52,6 +64,11 @@ impl ApiError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::BadRequest { .. } => ErrorCode::BadRequest,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::TooManyRequests { .. } => ErrorCode::TooManyRequests,
+            Self::Conflict(_) => ErrorCode::Conflict,
             Self::Internal(_) => ErrorCode::InternalError,
         }
     }
@@ -78,6 +95,10 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -107,9 +128,20 @@ impl ResponseError for ApiError {
             code: self.code(),
             problems,
         };
-        HttpResponse::build(status)
-            .insert_header(ContentType(problem_json()))
-            .json(body)
+        let mut response = HttpResponse::build(status);
+        response.insert_header(ContentType(problem_json()));
+        match self {
+            Self::Unauthorized(_) | Self::InvalidCredentials => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            Self::TooManyRequests {
+                retry_after_seconds,
+            } => {
+                response.insert_header(("Retry-After", retry_after_seconds.max(&1).to_string()));
+            }
+            _ => {}
+        }
+        response.json(body)
     }
 }
 

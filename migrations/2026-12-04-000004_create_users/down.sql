@@ -1,0 +1,3 @@
+DROP TABLE audit_events;
+DROP TABLE api_clients;
+DROP TABLE users;
