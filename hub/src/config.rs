@@ -84,6 +84,10 @@ pub struct Config {
     pub login_max_failures: u32,
     /// How long a locked account stays locked (`EPIX_LOGIN_LOCKOUT_SECONDS`).
     pub login_lockout: Duration,
+    /// Reject permits without a signature (`EPIX_REQUIRE_SIGNATURES`); when off, an
+    /// unsigned permit passes with a `signature_missing` warning. A signature that is
+    /// present is always verified.
+    pub require_signatures: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -129,6 +133,17 @@ impl Config {
         let workers = env.number("EPIX_WORKERS", 4, 1, 64)?;
 
         Ok(Self {
+            require_signatures: match env.text("EPIX_REQUIRE_SIGNATURES", "false").as_str() {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(ConfigError::Invalid {
+                        name: "EPIX_REQUIRE_SIGNATURES",
+                        value: other.to_owned(),
+                        expected: "true or false",
+                    });
+                }
+            },
             jwt_signing_key: env.secret("EPIX_JWT_SIGNING_KEY")?,
             jwt_additional_keys: env.secret("EPIX_JWT_ADDITIONAL_KEYS")?,
             jwt_issuer: env.text("EPIX_JWT_ISSUER", &public_hub_url),

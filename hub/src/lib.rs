@@ -8,6 +8,7 @@ pub mod db;
 pub mod http;
 pub mod outbox;
 pub mod parties;
+pub mod register;
 pub mod router;
 pub mod telemetry;
 
@@ -31,6 +32,7 @@ pub struct HubContext {
     pub token_keys: auth::TokenKeys,
     pub clock: Arc<dyn auth::Clock>,
     pub login_limiter: auth::limiter::FailureLimiter,
+    pub register: register::Register,
     broker_ready: AtomicBool,
 }
 
@@ -97,6 +99,7 @@ fn build_context(
         token_keys,
         clock,
         login_limiter: auth::limiter::FailureLimiter::default(),
+        register: register::Register::default(),
         parties: parties::PartyDirectory::new(&config.party_user_prefix),
         pool,
         config,

@@ -15,8 +15,8 @@ pub mod inbox;
 
 use epix_shared::envelope::{
     Acknowledgement, HEADER_ADDRESSEE, HEADER_DOCUMENT_NUMBER, HEADER_ISSUING_COUNTRY,
-    HEADER_SENDER, HEADER_TRACKING_ID, MessageType, SUBMISSION_EXCHANGE, SUBMISSION_ROUTING_KEY,
-    broker_user, inbox_queue, receipt_queue,
+    HEADER_SENDER, HEADER_SIGNATURE, HEADER_TRACKING_ID, MessageType, SUBMISSION_EXCHANGE,
+    SUBMISSION_ROUTING_KEY, broker_user, inbox_queue, receipt_queue,
 };
 use epix_shared::permit::check_document;
 use epix_shared::{PartyCode, Problem, Receipt};
@@ -95,6 +95,8 @@ pub enum SpokeError {
     },
     #[error("the broker closed the consumer")]
     ConsumerClosed,
+    #[error("cannot sign the document: {0}")]
+    Signing(String),
 }
 
 /// A document to send through the hub.
@@ -109,9 +111,20 @@ pub struct Outgoing {
     pub message_id: Option<Uuid>,
     pub issuing_country: Option<String>,
     pub document_number: Option<String>,
+    /// Detached JWS over `body`, sent in the signature header.
+    pub signature: Option<String>,
 }
 
 impl Outgoing {
+    /// Signs the body as it will be sent, now.
+    pub fn sign(&mut self, signer: &epix_shared::signature::Signer) -> Result<(), SpokeError> {
+        let jws = signer
+            .sign(&self.body, chrono::Utc::now())
+            .map_err(|error| SpokeError::Signing(error.to_string()))?;
+        self.signature = Some(jws);
+        Ok(())
+    }
+
     /// An issued JSON permit, checked here so that mistakes show before the hub sees them.
     pub fn issued_json(body: Vec<u8>, addressee: PartyCode) -> Result<Self, SpokeError> {
         let checked = check_document("application/json", &body, chrono::Utc::now())
@@ -124,6 +137,7 @@ impl Outgoing {
             message_type: MessageType::PermitIssued,
             addressee,
             message_id: None,
+            signature: None,
         })
     }
 
@@ -142,6 +156,7 @@ impl Outgoing {
             message_id: None,
             issuing_country: None,
             document_number: None,
+            signature: None,
         }
     }
 }
@@ -196,6 +211,9 @@ impl Spoke {
         }
         if let Some(number) = &outgoing.document_number {
             put(HEADER_DOCUMENT_NUMBER, number);
+        }
+        if let Some(signature) = &outgoing.signature {
+            put(HEADER_SIGNATURE, signature);
         }
         let properties = self
             .base_properties(message_id, outgoing.message_type, &outgoing.content_type)

@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use epix_shared::envelope::{Acknowledgement, AcknowledgementOutcome, MessageType};
 use epix_shared::permit::check_document;
+use epix_shared::signature::keygen::{self as keys, KeySpec, SubjectName};
+use epix_shared::signature::{Signer, SigningKey};
 use epix_shared::{PartyCode, ReceiptStatus};
 use epix_spoke::{Outgoing, Spoke, SpokeConfig, write_delivery};
 use uuid::Uuid;
@@ -55,6 +57,40 @@ enum Command {
         /// Send without checking the document first (to test the hub's own checks).
         #[arg(long)]
         skip_validation: bool,
+        /// The signer's private key (PEM); the document is signed when given.
+        #[arg(long, env = "EPIX_SIGNING_KEY", requires = "cert")]
+        key: Option<PathBuf>,
+        /// The signer's certificate (PEM), as registered with the Secretariat.
+        #[arg(long, env = "EPIX_SIGNING_CERT", requires = "key")]
+        cert: Option<PathBuf>,
+    },
+    /// Make a signing key and a self-signed certificate (or a certificate signing request)
+    /// to register with the Secretariat.
+    Keygen {
+        /// Where to write the private key; an existing file is never overwritten.
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the certificate, or the request with --csr.
+        #[arg(long)]
+        cert: PathBuf,
+        /// The signer's name, for the certificate's common name.
+        #[arg(long)]
+        name: String,
+        /// The signer's organisation, such as the Management Authority.
+        #[arg(long)]
+        organization: String,
+        /// The signer's country, such as CH.
+        #[arg(long)]
+        country: PartyCode,
+        /// Days the self-signed certificate is valid.
+        #[arg(long, default_value_t = 730)]
+        days: u32,
+        /// Write a certificate signing request instead of a self-signed certificate.
+        #[arg(long)]
+        csr: bool,
+        /// Make an RSA-3072 key instead of P-256.
+        #[arg(long)]
+        rsa: bool,
     },
     /// Store each delivered document and its envelope in a folder, then acknowledge it.
     Receive {
@@ -112,6 +148,16 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate { file, as_of } => validate(&file, as_of),
+        Command::Keygen {
+            key,
+            cert,
+            name,
+            organization,
+            country,
+            days,
+            csr,
+            rsa,
+        } => keygen(&key, &cert, &name, &organization, country, days, csr, rsa),
         Command::Status { message_id, token } => status(&cli.hub_url, message_id, &token).await,
         Command::Send {
             file,
@@ -120,8 +166,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             no_wait,
             timeout,
             skip_validation,
+            key,
+            cert,
         } => {
             let mut outgoing = outgoing_from_file(&file, to, skip_validation)?;
+            if let (Some(key), Some(cert)) = (key, cert) {
+                let signing_key = SigningKey::from_pem_files(&key, &cert).with_context(|| {
+                    format!(
+                        "cannot load the signing key {} and certificate {}",
+                        key.display(),
+                        cert.display()
+                    )
+                })?;
+                outgoing.sign(&Signer::new(signing_key))?;
+            }
             let spoke = connect(cli.amqp_url, cli.party).await?;
             outgoing.message_id = message_id;
             send(spoke, outgoing, no_wait, Duration::from_secs(timeout)).await
@@ -335,4 +393,48 @@ fn validate(file: &Path, as_of: Option<DateTime<Utc>>) -> anyhow::Result<ExitCod
             Ok(ExitCode::from(1))
         }
     }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per command-line option"
+)]
+fn keygen(
+    key_path: &Path,
+    cert_path: &Path,
+    name: &str,
+    organization: &str,
+    country: PartyCode,
+    days: u32,
+    csr: bool,
+    rsa: bool,
+) -> anyhow::Result<ExitCode> {
+    let subject = SubjectName {
+        common_name: name.to_owned(),
+        organization: organization.to_owned(),
+        country: country.to_string(),
+    };
+    let key = keys::generate_key(if rsa {
+        KeySpec::Rsa3072
+    } else {
+        KeySpec::EcP256
+    })?;
+    let public = if csr {
+        keys::certificate_request_pem(&keys::certificate_request(&key, &subject)?)?
+    } else {
+        keys::certificate_pem(&keys::self_signed_certificate(&key, &subject, days)?)?
+    };
+    keys::write_private_key_pem(key_path, &key)?;
+    keys::write_public_pem(cert_path, &public)?;
+    println!(
+        "wrote the private key to {} and the {} to {}",
+        key_path.display(),
+        if csr {
+            "certificate signing request"
+        } else {
+            "self-signed certificate"
+        },
+        cert_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

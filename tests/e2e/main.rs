@@ -6,4 +6,5 @@ mod openapi;
 mod recovery;
 mod rejection;
 mod routing;
+mod signatures;
 mod support;

@@ -69,6 +69,9 @@ pub struct PermitRow {
     pub addressee: String,
     pub message_id: Uuid,
     pub stored_at: DateTime<Utc>,
+    pub signatory_id: Option<Uuid>,
+    pub signatory_name: Option<String>,
+    pub signed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Insertable)]

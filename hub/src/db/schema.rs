@@ -47,6 +47,9 @@ diesel::table! {
         addressee -> Text,
         message_id -> Uuid,
         stored_at -> Timestamptz,
+        signatory_id -> Nullable<Uuid>,
+        signatory_name -> Nullable<Text>,
+        signed_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -116,3 +119,27 @@ diesel::table! {
 
 diesel::joinable!(api_clients -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, api_clients);
+
+diesel::table! {
+    signatories (id) {
+        id -> Int8,
+        signatory_id -> Uuid,
+        party -> Text,
+        full_name -> Text,
+        title -> Nullable<Text>,
+        certificate_der -> Bytea,
+        thumbprint -> Text,
+        certificate_not_after -> Timestamptz,
+        empowered_from -> Timestamptz,
+        empowered_until -> Nullable<Timestamptz>,
+        change_reason -> Nullable<Text>,
+        notified_by -> Text,
+        notified_at -> Timestamptz,
+        late_notification -> Bool,
+        status -> Text,
+        approved_by -> Nullable<Text>,
+        approved_at -> Nullable<Timestamptz>,
+        supersedes -> Nullable<Int8>,
+        recorded_at -> Timestamptz,
+    }
+}

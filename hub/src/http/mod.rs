@@ -5,6 +5,7 @@ pub mod health;
 pub mod messages;
 pub mod permits;
 pub mod problem;
+pub mod signatories;
 pub mod users;
 
 use actix_web::{App, HttpRequest, HttpResponse, ResponseError, web};
@@ -24,6 +25,7 @@ use problem::ApiError;
     tags(
         (name = "auth", description = "Login and the token keys"),
         (name = "users", description = "User administration"),
+        (name = "signatories", description = "The register of empowered signatories"),
         (name = "permits", description = "Permit lookup for customs"),
         (name = "messages", description = "Status and receipts of submitted messages"),
         (name = "operations", description = "Health probes")
@@ -64,6 +66,11 @@ pub fn configure(config: &mut ServiceConfig) {
                 .service(users::remove_user)
                 .service(users::unlock_user)
                 .service(users::create_client)
+                .service(signatories::create_signatory)
+                .service(signatories::list_signatories)
+                .service(signatories::signatory_history)
+                .service(signatories::approve_signatory)
+                .service(signatories::remove_signatory)
                 .service(permits::find_permit)
                 .service(permits::get_permit)
                 .service(messages::get_message),

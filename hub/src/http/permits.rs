@@ -49,6 +49,9 @@ pub struct PermitStatus {
     pub delivery_status: String,
     pub stored_at: DateTime<Utc>,
     pub message_id: Uuid,
+    /// The signatory who signed this version, as on the register.
+    pub signed_by: Option<String>,
+    pub signed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -173,6 +176,8 @@ async fn lookup(
         delivery_status,
         stored_at: permit.stored_at,
         message_id: permit.message_id,
+        signed_by: permit.signatory_name,
+        signed_at: permit.signed_at,
     };
     Ok(HttpResponse::Ok().json(status))
 }

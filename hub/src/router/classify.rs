@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use epix_shared::envelope::{
     Acknowledgement, HEADER_ADDRESSEE, HEADER_DOCUMENT_NUMBER, HEADER_ISSUING_COUNTRY,
-    HEADER_SENDER, MAX_BODY_BYTES, MessageType,
+    HEADER_SENDER, HEADER_SIGNATURE, MAX_BODY_BYTES, MessageType,
 };
 use epix_shared::permit::{PermitSummary, check_document_with};
 use epix_shared::{ErrorCode, PartyCode, Problem};
@@ -17,6 +17,7 @@ use crate::amqp::{clean_text, header_text, headers_to_json};
 use crate::db::DbPool;
 use crate::db::models::NewMessage;
 use crate::parties::{PartyDirectory, PartyError};
+use crate::register::{Register, Signed};
 
 /// Namespace of the UUIDs the hub derives: ids for messages that came without a usable
 /// `message_id`, and the ids of the deliveries and receipts it publishes.
@@ -32,6 +33,9 @@ pub enum Verdict {
         addressee: PartyCode,
         summary: PermitSummary,
         warnings: Vec<Problem>,
+        /// The verified signatory; `None` for an unsigned permit where signatures are not
+        /// yet required.
+        signed: Option<Signed>,
     },
     /// The addressee's acknowledgement of the delivered message `correlation_id`.
     Acknowledgement {
@@ -81,6 +85,8 @@ pub async fn classify(
     received_at: DateTime<Utc>,
     directory: &PartyDirectory,
     pool: &DbPool,
+    register: &Register,
+    require_signatures: bool,
 ) -> Result<Inbound, PartyError> {
     let properties = &delivery.properties;
     let headers = properties.headers().as_ref();
@@ -235,6 +241,17 @@ pub async fn classify(
                         number_header.as_deref(),
                         &mut problems,
                     );
+                    let mut warnings = checked.warnings;
+                    let signed = check_signature(
+                        header_text(headers, HEADER_SIGNATURE).as_deref(),
+                        body,
+                        checked.summary.issuing_country,
+                        received_at,
+                        (register, pool, require_signatures),
+                        &mut problems,
+                        &mut warnings,
+                    )
+                    .await?;
                     if let (Some(sender), Some(addressee), true) =
                         (sender, addressee, problems.is_empty())
                     {
@@ -243,7 +260,8 @@ pub async fn classify(
                             sender,
                             addressee,
                             summary: checked.summary,
-                            warnings: checked.warnings,
+                            warnings,
+                            signed,
                         });
                     }
                 }
@@ -362,6 +380,44 @@ pub async fn classify(
         reply_to,
         dead_lettered: false,
     })
+}
+
+/// Verifies the permit's signature against the register; a missing signature is an error
+/// only where signatures are required.
+async fn check_signature(
+    jws: Option<&str>,
+    body: &[u8],
+    issuer: PartyCode,
+    received_at: DateTime<Utc>,
+    (register, pool, required): (&Register, &DbPool, bool),
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
+) -> Result<Option<Signed>, PartyError> {
+    let Some(jws) = jws else {
+        let problem = Problem::new(
+            ErrorCode::SignatureMissing,
+            format!(
+                "the permit is not signed: expected a detached JWS in the {HEADER_SIGNATURE} header"
+            ),
+        )
+        .at(format!("header:{HEADER_SIGNATURE}"));
+        if required {
+            problems.push(problem);
+        } else {
+            warnings.push(problem);
+        }
+        return Ok(None);
+    };
+    match register.verify(pool, jws, body, issuer, received_at).await {
+        Ok(Ok(signed)) => Ok(Some(signed)),
+        Ok(Err(problem)) => {
+            problems.push(problem);
+            Ok(None)
+        }
+        Err(error) => Err(PartyError::Database(format!(
+            "cannot read the register: {error}"
+        ))),
+    }
 }
 
 async fn check_addressee(

@@ -213,7 +213,14 @@ async fn process_batch(
     let mut seen = HashSet::with_capacity(batch.len());
     for delivery in &batch {
         let classified = retry_database("read the party list", shutdown, || {
-            classify(delivery, received_at, &context.parties, &context.pool)
+            classify(
+                delivery,
+                received_at,
+                &context.parties,
+                &context.pool,
+                &context.register,
+                context.config.require_signatures,
+            )
         });
         let Some(mut message) = classified.await else {
             return Ok(BatchOutcome::Abandoned);

@@ -223,6 +223,7 @@ async fn store_permits(
                 summary,
                 sender,
                 addressee,
+                signed,
                 ..
             } => Some(PermitRow {
                 issuing_country: summary.issuing_country.to_string(),
@@ -237,6 +238,9 @@ async fn store_permits(
                 addressee: addressee.to_string(),
                 message_id: message.message_id(),
                 stored_at: now,
+                signatory_id: signed.as_ref().map(|s| s.signatory_id),
+                signatory_name: signed.as_ref().map(|s| s.full_name.clone()),
+                signed_at: signed.as_ref().map(|s| s.signed_at),
             }),
             _ => None,
         })
@@ -352,6 +356,7 @@ fn outbox_rows_for(
             addressee,
             summary,
             warnings,
+            ..
         } => {
             let headers = serde_json::json!({
                 HEADER_SENDER: sender.as_str(),

@@ -1,0 +1,199 @@
+//! The Secretariat's register of empowered signatories, and the check of a permit's
+//! signature against it at the time of signing.
+//!
+//! The current register is held in memory with each certificate parsed once, so a
+//! verification costs one signature check. It is reloaded after every change this process
+//! makes, when a thumbprint is not found (at most every 100 ms), and every 5 seconds, so
+//! changes made through another replica arrive within that time.
+
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use epix_shared::signature::{ParsedCertificate, parse_detached};
+use epix_shared::{ErrorCode, PartyCode, Problem};
+use uuid::Uuid;
+
+use crate::db::DbPool;
+
+/// How far a signing time may lie after the hub's receipt time, for clock differences.
+pub const SIGNING_TIME_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+/// How far a signing time may lie before the hub's receipt time. A permit is sent soon
+/// after it is signed; an older signing time points at a replayed or back-dated document.
+pub const MAX_SIGNATURE_AGE: chrono::Duration = chrono::Duration::days(366);
+
+const RELOAD_ON_MISS_INTERVAL: Duration = Duration::from_millis(100);
+const MAX_AGE: Duration = Duration::from_secs(5);
+
+/// One signatory's current record.
+#[derive(Clone)]
+pub struct Entry {
+    pub signatory_id: Uuid,
+    pub party: String,
+    pub full_name: String,
+    pub empowered_from: DateTime<Utc>,
+    pub empowered_until: Option<DateTime<Utc>>,
+    pub certificate: ParsedCertificate,
+}
+
+#[derive(Default)]
+pub struct Register {
+    state: RwLock<State>,
+}
+
+#[derive(Default)]
+struct State {
+    by_thumbprint: HashMap<String, Vec<Entry>>,
+    loaded_at: Option<Instant>,
+}
+
+/// Who signed a document, once verified.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub signatory_id: Uuid,
+    pub full_name: String,
+    pub signed_at: DateTime<Utc>,
+}
+
+impl Register {
+    /// Reloads the current register from the database.
+    pub async fn reload(&self, pool: &DbPool) -> Result<(), String> {
+        let entries = store::current_entries(pool).await?;
+        let mut by_thumbprint: HashMap<String, Vec<Entry>> = HashMap::new();
+        for entry in entries {
+            by_thumbprint
+                .entry(entry.certificate.thumbprint().to_base64url())
+                .or_default()
+                .push(entry);
+        }
+        let mut state = self
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.by_thumbprint = by_thumbprint;
+        state.loaded_at = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn lookup(&self, pool: &DbPool, thumbprint: &str) -> Result<Vec<Entry>, String> {
+        let (found, age) = {
+            let state = self
+                .state
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            (
+                state.by_thumbprint.get(thumbprint).cloned(),
+                state.loaded_at.map(|at| at.elapsed()),
+            )
+        };
+        let stale = age.is_none_or(|age| age > MAX_AGE);
+        let may_reload_on_miss = age.is_none_or(|age| age > RELOAD_ON_MISS_INTERVAL);
+        if stale || (found.is_none() && may_reload_on_miss) {
+            self.reload(pool).await?;
+            let state = self
+                .state
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            return Ok(state
+                .by_thumbprint
+                .get(thumbprint)
+                .cloned()
+                .unwrap_or_default());
+        }
+        Ok(found.unwrap_or_default())
+    }
+
+    /// Checks a detached JWS over `body`: made by a signatory of `issuer` who was empowered,
+    /// with a valid certificate, at the signing time, and signed no later than the receipt
+    /// time allows. Fails only when the register cannot be read.
+    pub async fn verify(
+        &self,
+        pool: &DbPool,
+        jws: &str,
+        body: &[u8],
+        issuer: PartyCode,
+        received_at: DateTime<Utc>,
+    ) -> Result<Result<Signed, Problem>, String> {
+        let pointer = format!("header:{}", epix_shared::envelope::HEADER_SIGNATURE);
+        let parsed = match parse_detached(jws) {
+            Ok(parsed) => parsed,
+            Err(error) => return Ok(Err(error.to_problem().at(pointer))),
+        };
+        let signed_at = parsed.signing_time;
+        if signed_at > received_at + SIGNING_TIME_SKEW {
+            return Ok(Err(Problem::new(
+                ErrorCode::SigningTimeInFuture,
+                format!("the signing time is after the hub received the message at {received_at}: expected a time no later than that, within 5 minutes of clock difference"),
+            )
+            .at(pointer)
+            .with_value(signed_at.to_rfc3339())));
+        }
+        if signed_at < received_at - MAX_SIGNATURE_AGE {
+            return Ok(Err(Problem::new(
+                ErrorCode::SigningTimeTooEarly,
+                "the signing time is more than a year before the hub received the message: expected a recent signature",
+            )
+            .at(pointer)
+            .with_value(signed_at.to_rfc3339())));
+        }
+
+        let thumbprint = parsed.thumbprint.to_base64url();
+        let entries = self.lookup(pool, &thumbprint).await?;
+        if entries.is_empty() {
+            return Ok(Err(Problem::new(
+                ErrorCode::SignatoryUnknown,
+                "the signing certificate is not on the register of signatories",
+            )
+            .at(pointer)
+            .with_value(thumbprint)));
+        }
+        let Some(entry) = entries.iter().find(|entry| entry.party == issuer.as_str()) else {
+            return Ok(Err(Problem::new(
+                ErrorCode::SignatoryOfOtherParty,
+                format!(
+                    "the signatory belongs to {}, not to the issuing Party {issuer}",
+                    entries[0].party
+                ),
+            )
+            .at(pointer)
+            .with_value(thumbprint)));
+        };
+        if signed_at < entry.empowered_from {
+            return Ok(Err(Problem::new(
+                ErrorCode::SignatoryNotEmpowered,
+                format!(
+                    "{} was not yet empowered to sign at the signing time; empowerment starts {}",
+                    entry.full_name, entry.empowered_from
+                ),
+            )
+            .at(pointer)
+            .with_value(signed_at.to_rfc3339())));
+        }
+        if let Some(until) = entry.empowered_until
+            && signed_at >= until
+        {
+            return Ok(Err(Problem::new(
+                ErrorCode::SignatoryRevoked,
+                format!(
+                    "{} was removed from the register at {until}, before the signing time",
+                    entry.full_name
+                ),
+            )
+            .at(pointer)
+            .with_value(signed_at.to_rfc3339())));
+        }
+        // Checks the signature over the exact bytes, and the certificate's validity at the
+        // signing time.
+        if let Err(error) = parsed.verify(body, &entry.certificate) {
+            return Ok(Err(error.to_problem().at(pointer)));
+        }
+        Ok(Ok(Signed {
+            signatory_id: entry.signatory_id,
+            full_name: entry.full_name.clone(),
+            signed_at,
+        }))
+    }
+}

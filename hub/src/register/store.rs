@@ -1,0 +1,246 @@
+//! Register records in PostgreSQL. Every change inserts a record; none is updated except a
+//! pending record's approval.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use epix_shared::signature::ParsedCertificate;
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::Entry;
+use crate::db::DbPool;
+use crate::db::schema::signatories;
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = signatories)]
+pub struct SignatoryRecord {
+    pub id: i64,
+    pub signatory_id: Uuid,
+    pub party: String,
+    pub full_name: String,
+    pub title: Option<String>,
+    pub certificate_der: Vec<u8>,
+    pub thumbprint: String,
+    pub certificate_not_after: DateTime<Utc>,
+    pub empowered_from: DateTime<Utc>,
+    pub empowered_until: Option<DateTime<Utc>>,
+    pub change_reason: Option<String>,
+    pub notified_by: String,
+    pub notified_at: DateTime<Utc>,
+    pub late_notification: bool,
+    pub status: String,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub supersedes: Option<i64>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A register record as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignatoryView {
+    /// The record's id; approvals name it.
+    pub record_id: i64,
+    /// The signatory's id, the same across its records.
+    pub signatory_id: Uuid,
+    pub party: String,
+    pub full_name: String,
+    pub title: Option<String>,
+    /// base64url SHA-256 of the certificate (the JWS `x5t#S256`).
+    pub thumbprint: String,
+    /// The certificate, PEM.
+    pub certificate: String,
+    pub certificate_not_after: DateTime<Utc>,
+    pub empowered_from: DateTime<Utc>,
+    pub empowered_until: Option<DateTime<Utc>>,
+    pub change_reason: Option<String>,
+    pub notified_by: String,
+    pub notified_at: DateTime<Utc>,
+    /// The notification came more than one month after the change took effect.
+    pub late_notification: bool,
+    /// pending, approved or rejected.
+    pub status: String,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub supersedes: Option<i64>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl From<SignatoryRecord> for SignatoryView {
+    fn from(record: SignatoryRecord) -> Self {
+        let certificate = openssl::x509::X509::from_der(&record.certificate_der)
+            .and_then(|x509| x509.to_pem())
+            .map(|pem| String::from_utf8_lossy(&pem).into_owned())
+            .unwrap_or_default();
+        Self {
+            record_id: record.id,
+            signatory_id: record.signatory_id,
+            party: record.party,
+            full_name: record.full_name,
+            title: record.title,
+            thumbprint: record.thumbprint,
+            certificate,
+            certificate_not_after: record.certificate_not_after,
+            empowered_from: record.empowered_from,
+            empowered_until: record.empowered_until,
+            change_reason: record.change_reason,
+            notified_by: record.notified_by,
+            notified_at: record.notified_at,
+            late_notification: record.late_notification,
+            status: record.status,
+            approved_by: record.approved_by,
+            approved_at: record.approved_at,
+            supersedes: record.supersedes,
+            recorded_at: record.recorded_at,
+        }
+    }
+}
+
+const CURRENT: &str = "SELECT DISTINCT ON (signatory_id) * FROM signatories \
+     WHERE status = 'approved' ORDER BY signatory_id, id DESC";
+
+/// The latest approved record of every signatory.
+pub async fn current_records(
+    connection: &mut AsyncPgConnection,
+) -> QueryResult<Vec<SignatoryRecord>> {
+    diesel::sql_query(CURRENT).load(connection).await
+}
+
+pub async fn current_entries(pool: &DbPool) -> Result<Vec<Entry>, String> {
+    let mut connection = pool.get().await.map_err(|error| error.to_string())?;
+    let records = current_records(&mut connection)
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut entries = Vec::with_capacity(records.len());
+    for record in records {
+        match ParsedCertificate::from_der(&record.certificate_der) {
+            Ok(certificate) => entries.push(Entry {
+                signatory_id: record.signatory_id,
+                party: record.party,
+                full_name: record.full_name,
+                empowered_from: record.empowered_from,
+                empowered_until: record.empowered_until,
+                certificate,
+            }),
+            Err(error) => {
+                tracing::error!(signatory.id = %record.signatory_id, %error, "a registered certificate no longer parses; its signatory cannot sign")
+            }
+        }
+    }
+    Ok(entries)
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = signatories)]
+pub struct NewRecord {
+    pub signatory_id: Uuid,
+    pub party: String,
+    pub full_name: String,
+    pub title: Option<String>,
+    pub certificate_der: Vec<u8>,
+    pub thumbprint: String,
+    pub certificate_not_after: DateTime<Utc>,
+    pub empowered_from: DateTime<Utc>,
+    pub empowered_until: Option<DateTime<Utc>>,
+    pub change_reason: Option<String>,
+    pub notified_by: String,
+    pub notified_at: DateTime<Utc>,
+    pub late_notification: bool,
+    pub status: String,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub supersedes: Option<i64>,
+}
+
+pub async fn insert(
+    connection: &mut AsyncPgConnection,
+    record: &NewRecord,
+) -> QueryResult<SignatoryRecord> {
+    diesel::insert_into(signatories::table)
+        .values(record)
+        .returning(SignatoryRecord::as_returning())
+        .get_result(connection)
+        .await
+}
+
+/// Whether the certificate is on a record of another signatory.
+pub async fn thumbprint_taken(
+    connection: &mut AsyncPgConnection,
+    thumbprint: &str,
+    other_than: Option<Uuid>,
+) -> QueryResult<bool> {
+    let mut query = signatories::table
+        .filter(signatories::thumbprint.eq(thumbprint))
+        .filter(signatories::status.ne("rejected"))
+        .select(signatories::id)
+        .into_boxed();
+    if let Some(signatory_id) = other_than {
+        query = query.filter(signatories::signatory_id.ne(signatory_id));
+    }
+    let found: Option<i64> = query.first(connection).await.optional()?;
+    Ok(found.is_some())
+}
+
+pub async fn find_record(
+    connection: &mut AsyncPgConnection,
+    id: i64,
+) -> QueryResult<Option<SignatoryRecord>> {
+    signatories::table
+        .find(id)
+        .select(SignatoryRecord::as_select())
+        .first(connection)
+        .await
+        .optional()
+}
+
+/// The latest approved record of one signatory.
+pub async fn current_of(
+    connection: &mut AsyncPgConnection,
+    signatory_id: Uuid,
+) -> QueryResult<Option<SignatoryRecord>> {
+    signatories::table
+        .filter(signatories::signatory_id.eq(signatory_id))
+        .filter(signatories::status.eq("approved"))
+        .order(signatories::id.desc())
+        .select(SignatoryRecord::as_select())
+        .first(connection)
+        .await
+        .optional()
+}
+
+pub async fn approve(
+    connection: &mut AsyncPgConnection,
+    id: i64,
+    by: &str,
+    at: DateTime<Utc>,
+) -> QueryResult<SignatoryRecord> {
+    diesel::update(
+        signatories::table
+            .find(id)
+            .filter(signatories::status.eq("pending")),
+    )
+    .set((
+        signatories::status.eq("approved"),
+        signatories::approved_by.eq(by),
+        signatories::approved_at.eq(at),
+    ))
+    .returning(SignatoryRecord::as_returning())
+    .get_result(connection)
+    .await
+}
+
+/// Every record, newest first, optionally of one Party.
+pub async fn history(
+    connection: &mut AsyncPgConnection,
+    party: Option<&str>,
+) -> QueryResult<Vec<SignatoryRecord>> {
+    let mut query = signatories::table
+        .select(SignatoryRecord::as_select())
+        .order(signatories::id.desc())
+        .into_boxed();
+    if let Some(party) = party {
+        query = query.filter(signatories::party.eq(party));
+    }
+    query.load(connection).await
+}
