@@ -39,6 +39,7 @@ pub enum ErrorCode {
     ValidityBeforeIssue,
     PermitExpired,
     PermitAlreadyExists,
+    PermitUnknown,
     /// A field the model does not know; a warning, the field is ignored.
     FieldUnknown,
     /// A unit that the CITES term/unit pairs do not allow for the term.
@@ -137,6 +138,7 @@ impl ErrorCode {
         Self::ValidityBeforeIssue,
         Self::PermitExpired,
         Self::PermitAlreadyExists,
+        Self::PermitUnknown,
         Self::FieldUnknown,
         Self::TermUnitNotAllowed,
         Self::ValidityExceedsMaximum,
@@ -209,6 +211,7 @@ impl ErrorCode {
             Self::ValidityBeforeIssue => "validity_before_issue",
             Self::PermitExpired => "permit_expired",
             Self::PermitAlreadyExists => "permit_already_exists",
+            Self::PermitUnknown => "permit_unknown",
             Self::FieldUnknown => "field_unknown",
             Self::TermUnitNotAllowed => "term_unit_not_allowed",
             Self::ValidityExceedsMaximum => "validity_exceeds_maximum",

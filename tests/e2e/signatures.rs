@@ -374,6 +374,21 @@ async fn removal_voids_only_later_signatures() {
     let mut after = permit("26CH000221");
     after.signature = Some(signer(&anna).sign(&after.body, Utc::now()).expect("signs"));
 
+    let revocations: Vec<serde_json::Value> = reqwest::Client::new()
+        .get(format!(
+            "http://{}/v1/revocations",
+            setup.hub.http_address()
+        ))
+        .bearer_auth(&setup.secretariat)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(revocations.len(), 1, "{revocations:?}");
+    assert_eq!(revocations[0]["kind"], "signatory");
+    assert_eq!(revocations[0]["reason"], "left the Management Authority");
     assert_eq!(
         send(&mut setup, before).await,
         vec![],
@@ -612,5 +627,107 @@ async fn register_changes_need_the_right_role() {
         problem["problems"].to_string().contains("key_too_weak"),
         "{problem}"
     );
+    setup.hub.stop().await;
+}
+
+fn amendment(number: &str, quantity: u32) -> Outgoing {
+    let mut document: serde_json::Value =
+        serde_json::from_slice(&permit_json("CH", "DE", number)).expect("JSON");
+    document["lines"][0]["quantity"] = quantity.into();
+    let mut outgoing = Outgoing::issued_json(
+        serde_json::to_vec_pretty(&document).expect("JSON"),
+        "DE".parse().expect("code"),
+    )
+    .expect("valid");
+    outgoing.message_type = epix_shared::envelope::MessageType::PermitAmended;
+    outgoing
+}
+
+#[tokio::test]
+async fn amendment_needs_issuer_signature() {
+    let mut setup = setup(false).await;
+    let anna = openssl_credentials(setup.dir.path(), "anna", "CH");
+    let bert = openssl_credentials(setup.dir.path(), "bert", "CH");
+    let dieter = openssl_credentials(setup.dir.path(), "dieter", "DE");
+    let since = Utc::now() - Duration::days(1);
+    register(
+        &setup.hub,
+        &setup.secretariat,
+        "CH",
+        "Anna Signer",
+        &anna,
+        since,
+    )
+    .await;
+    register(
+        &setup.hub,
+        &setup.secretariat,
+        "CH",
+        "Bert Signer",
+        &bert,
+        since,
+    )
+    .await;
+    register(
+        &setup.hub,
+        &setup.secretariat,
+        "DE",
+        "Dieter Signer",
+        &dieter,
+        since,
+    )
+    .await;
+
+    let mut issued = permit("26CH000300");
+    issued.sign(&signer(&anna)).expect("signs");
+    assert_eq!(send(&mut setup, issued).await, vec![]);
+
+    // Unsigned amendments are void even where unsigned permits still pass.
+    assert_eq!(
+        send(&mut setup, amendment("26CH000300", 10)).await,
+        vec![ErrorCode::SignatureMissing]
+    );
+    let mut by_other_party = amendment("26CH000300", 10);
+    by_other_party.sign(&signer(&dieter)).expect("signs");
+    assert_eq!(
+        send(&mut setup, by_other_party).await,
+        vec![ErrorCode::SignatoryOfOtherParty]
+    );
+    let mut of_unknown = amendment("26CH000399", 10);
+    of_unknown.sign(&signer(&bert)).expect("signs");
+    assert_eq!(
+        send(&mut setup, of_unknown).await,
+        vec![ErrorCode::PermitUnknown]
+    );
+
+    let mut amended = amendment("26CH000300", 10);
+    amended.sign(&signer(&bert)).expect("signs");
+    assert_eq!(
+        send(&mut setup, amended).await,
+        vec![],
+        "an amendment signed by the issuer's signatory"
+    );
+
+    let customs = setup
+        .env
+        .user_token(&setup.hub, "de-customs", Some("DE"), &["customs"])
+        .await
+        .expect("login");
+    let record: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "http://{}/v1/permits/CH/26CH000300",
+            setup.hub.http_address()
+        ))
+        .bearer_auth(&customs)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(record["version"], 2, "{record}");
+    assert_eq!(record["issued_by"], "Anna Signer", "{record}");
+    assert_eq!(record["altered_by"], "Bert Signer", "{record}");
+    assert!(record["altered_at"].is_string(), "{record}");
     setup.hub.stop().await;
 }

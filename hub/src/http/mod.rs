@@ -5,6 +5,7 @@ pub mod health;
 pub mod messages;
 pub mod permits;
 pub mod problem;
+pub mod revocations;
 pub mod signatories;
 pub mod users;
 
@@ -71,6 +72,7 @@ pub fn configure(config: &mut ServiceConfig) {
                 .service(signatories::signatory_history)
                 .service(signatories::approve_signatory)
                 .service(signatories::remove_signatory)
+                .service(revocations::list_revocations)
                 .service(permits::find_permit)
                 .service(permits::get_permit)
                 .service(messages::get_message),

@@ -52,6 +52,11 @@ pub struct PermitStatus {
     /// The signatory who signed this version, as on the register.
     pub signed_by: Option<String>,
     pub signed_at: Option<DateTime<Utc>>,
+    /// The signatory of version 1, who issued the permit.
+    pub issued_by: Option<String>,
+    /// For an amended permit (version 2 or later), who altered it and when.
+    pub altered_by: Option<String>,
+    pub altered_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -156,6 +161,22 @@ async fn lookup(
             "no permit {number:?} of {country} is known to the hub"
         )));
     };
+    let issued_by: Option<String> = if permit.version == 1 {
+        permit.signatory_name.clone()
+    } else {
+        permits::table
+            .find((&permit.issuing_country, &permit.permit_number, 1))
+            .select(permits::signatory_name)
+            .first::<Option<String>>(&mut connection)
+            .await
+            .optional()?
+            .flatten()
+    };
+    let (altered_by, altered_at) = if permit.version > 1 {
+        (permit.signatory_name.clone(), permit.signed_at)
+    } else {
+        (None, None)
+    };
     let today = Utc::now().date_naive();
     let status = PermitStatus {
         validity: if permit.valid_until < today {
@@ -178,6 +199,9 @@ async fn lookup(
         message_id: permit.message_id,
         signed_by: permit.signatory_name,
         signed_at: permit.signed_at,
+        issued_by,
+        altered_by,
+        altered_at,
     };
     Ok(HttpResponse::Ok().json(status))
 }

@@ -222,7 +222,12 @@ pub async fn classify(
 
     let mut verdict = None;
     match message_type {
-        Some(MessageType::PermitIssued) if body.len() <= MAX_BODY_BYTES => {
+        Some(kind @ (MessageType::PermitIssued | MessageType::PermitAmended))
+            if body.len() <= MAX_BODY_BYTES =>
+        {
+            // An alteration is void unless the issuing authority authenticates it, so an
+            // amendment must be signed whatever the hub requires of issued permits.
+            let signature_required = require_signatures || kind == MessageType::PermitAmended;
             let addressee =
                 check_addressee(addressee_text.as_deref(), directory, pool, &mut problems).await?;
             let rules = directory.rules();
@@ -247,7 +252,7 @@ pub async fn classify(
                         body,
                         checked.summary.issuing_country,
                         received_at,
-                        (register, pool, require_signatures),
+                        (register, pool, signature_required),
                         &mut problems,
                         &mut warnings,
                     )
@@ -256,7 +261,7 @@ pub async fn classify(
                         (sender, addressee, problems.is_empty())
                     {
                         verdict = Some(Verdict::Document {
-                            message_type: MessageType::PermitIssued,
+                            message_type: kind,
                             sender,
                             addressee,
                             summary: checked.summary,
@@ -299,11 +304,10 @@ pub async fn classify(
                 )),
             }
         }
-        // NOTE: amendments, cancellations, replacements, endorsements and import
-        // confirmations need versioning and signature rules that the hub does not have yet.
+        // NOTE: cancellations, replacements, endorsements and import confirmations need
+        // state rules (a spent or cancelled permit) that the hub does not have yet.
         Some(
-            other @ (MessageType::PermitAmended
-            | MessageType::PermitCancelled
+            other @ (MessageType::PermitCancelled
             | MessageType::PermitReplaced
             | MessageType::PermitEndorsed
             | MessageType::PermitImportConfirmed
@@ -311,7 +315,7 @@ pub async fn classify(
         ) => problems.push(
             Problem::new(
                 ErrorCode::MessageTypeUnsupported,
-                "this hub accepts permit.issued and receipt.acknowledged from spokes",
+                "this hub accepts permit.issued, permit.amended and receipt.acknowledged from spokes",
             )
             .at("amqp:type")
             .with_value(other.as_str()),

@@ -192,7 +192,12 @@ async fn check_acknowledgements(
 fn reject_duplicates_within_batch(inbound: &mut [Inbound]) {
     let mut seen = HashSet::new();
     for message in inbound.iter_mut() {
-        if let Verdict::Document { summary, .. } = &message.verdict {
+        if let Verdict::Document {
+            message_type: MessageType::PermitIssued,
+            summary,
+            ..
+        } = &message.verdict
+        {
             let key = (summary.issuing_country, summary.permit_number.clone());
             if !seen.insert(key) {
                 let problem = already_exists(summary.issuing_country, &summary.permit_number);
@@ -211,11 +216,104 @@ fn already_exists(country: PartyCode, number: &str) -> Problem {
     .with_value(number)
 }
 
+#[derive(QueryableByName)]
+struct LatestVersion {
+    #[diesel(sql_type = Text)]
+    issuing_country: String,
+    #[diesel(sql_type = Text)]
+    permit_number: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    version: i32,
+}
+
+/// The version each document gets: 1 for an issued permit, the stored latest plus one for
+/// an amendment. An amendment of a permit the hub does not hold is rejected here.
+async fn next_versions(
+    connection: &mut AsyncPgConnection,
+    fresh: &mut [&mut Inbound],
+) -> Result<HashMap<Uuid, i32>, diesel::result::Error> {
+    let mut versions = HashMap::new();
+    let mut countries = Vec::new();
+    let mut numbers = Vec::new();
+    for message in fresh.iter() {
+        if let Verdict::Document {
+            message_type,
+            summary,
+            ..
+        } = &message.verdict
+        {
+            if *message_type == MessageType::PermitAmended {
+                countries.push(summary.issuing_country.to_string());
+                numbers.push(summary.permit_number.clone());
+            } else {
+                versions.insert(message.message_id(), 1);
+            }
+        }
+    }
+    if countries.is_empty() {
+        return Ok(versions);
+    }
+    let latest: Vec<LatestVersion> = diesel::sql_query(
+        "SELECT p.issuing_country, p.permit_number, max(p.version) AS version FROM permits p \
+         JOIN unnest($1::text[], $2::text[]) AS k(country, number) \
+           ON p.issuing_country = k.country AND p.permit_number = k.number \
+         GROUP BY p.issuing_country, p.permit_number",
+    )
+    .bind::<Array<Text>, _>(&countries)
+    .bind::<Array<Text>, _>(&numbers)
+    .load(connection)
+    .await?;
+    let latest: HashMap<(String, String), i32> = latest
+        .into_iter()
+        .map(|row| ((row.issuing_country, row.permit_number), row.version))
+        .collect();
+    for message in fresh.iter_mut() {
+        let Verdict::Document {
+            message_type: MessageType::PermitAmended,
+            summary,
+            ..
+        } = &message.verdict
+        else {
+            continue;
+        };
+        let key = (
+            summary.issuing_country.to_string(),
+            summary.permit_number.clone(),
+        );
+        match latest.get(&key) {
+            Some(version) => {
+                versions.insert(message.message_id(), version + 1);
+            }
+            None => {
+                let problem = Problem::new(
+                    ErrorCode::PermitUnknown,
+                    format!(
+                        "no permit {} of {} is stored to amend: send it as permit.issued first",
+                        key.1, key.0
+                    ),
+                )
+                .at("/permit_number")
+                .with_value(&key.1);
+                message.reject(problem);
+                diesel::update(messages::table.find(message.message_id()))
+                    .set((
+                        messages::status.eq("rejected"),
+                        messages::problems.eq(&message.record.problems),
+                    ))
+                    .execute(connection)
+                    .await?;
+            }
+        }
+    }
+    Ok(versions)
+}
+
 async fn store_permits(
     connection: &mut AsyncPgConnection,
     fresh: &mut [&mut Inbound],
     now: DateTime<Utc>,
 ) -> Result<(), diesel::result::Error> {
+    let versions = next_versions(connection, fresh).await?;
     let rows: Vec<PermitRow> = fresh
         .iter()
         .filter_map(|message| match &message.verdict {
@@ -228,7 +326,7 @@ async fn store_permits(
             } => Some(PermitRow {
                 issuing_country: summary.issuing_country.to_string(),
                 permit_number: summary.permit_number.clone(),
-                version: 1,
+                version: *versions.get(&message.message_id())?,
                 document_type: summary.document_type.as_str().to_owned(),
                 issue_date: summary.issue_date,
                 valid_until: summary.valid_until,
