@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 pub use inbox::write_delivery;
 
-/// Where and as whom a spoke connects.
+/// Connection settings of a spoke: broker URL, Party and broker user.
 #[derive(Clone)]
 pub struct SpokeConfig {
     /// Broker URL with the Party's broker user and password.

@@ -119,7 +119,7 @@ pub fn query_config() -> web::QueryConfig {
         .error_handler(|error, _| ApiError::bad_request(format!("query: {error}")).into())
 }
 
-/// Answers unknown routes with a problem+json 404.
+/// Returns a problem+json 404 for unknown routes.
 pub async fn not_found(request: HttpRequest) -> HttpResponse {
     ApiError::NotFound(format!(
         "no route for {} {}",

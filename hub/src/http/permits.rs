@@ -29,7 +29,7 @@ pub enum Validity {
     Expired,
 }
 
-/// What the hub knows about a permit: its latest version.
+/// The hub's record of a permit: its latest version.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PermitStatus {
     pub issuing_country: String,

@@ -50,7 +50,7 @@ struct State {
     loaded_at: Option<Instant>,
 }
 
-/// Who signed a document, once verified.
+/// The verified signatory of a document.
 #[derive(Debug, Clone)]
 pub struct Signed {
     pub signatory_id: Uuid,

@@ -30,7 +30,7 @@ use classify::{Inbound, classify};
 /// marks them on its own.
 const PUBLISHED_FLUSH_DELAY: Duration = Duration::from_millis(50);
 
-/// Longest pause between two attempts to reach the database or the broker again.
+/// Maximum pause between two attempts to reach the database or the broker again.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Runs one submission worker until `shutdown`, reconnecting after broker failures.
@@ -39,7 +39,7 @@ pub async fn run_worker(context: Arc<HubContext>, index: usize, shutdown: Cancel
 }
 
 /// Runs the consumer of dead-lettered submissions: each is recorded as rejected and its
-/// sender told, so nothing that reached the hub is dropped in silence.
+/// sender gets a rejection receipt, so nothing that reached the hub is dropped in silence.
 pub async fn run_dead_letter_worker(context: Arc<HubContext>, shutdown: CancellationToken) {
     run_consumer(context, 0, shutdown, DEAD_LETTER_QUEUE, true).await;
 }
