@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use epix_shared::ReceiptStatus;
 use epix_shared::envelope::{Acknowledgement, AcknowledgementOutcome};
+use epix_shared::signature::{ParsedCertificate, Signer, SigningKey};
 use epix_spoke::{Outgoing, Spoke};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -31,7 +32,9 @@ pub async fn run(args: &Args) -> anyhow::Result<RunResult> {
     config.prefetch = (args.batch * 2).min(u16::MAX as usize) as u16;
     config.db_pool_size = args.workers + 6;
     config.outbox_grace = std::time::Duration::from_secs(5);
+    config.require_signatures = !args.unsigned;
     let hub = epix_hub::Hub::start(config).await?;
+    let signers = register_signers(&env, &hub, &CODES[..spoke_count]).await?;
 
     // Prepare every message before the clock starts.
     let per_spoke = args.permits / spoke_count;
@@ -39,6 +42,7 @@ pub async fn run(args: &Args) -> anyhow::Result<RunResult> {
     let mut prepared: Vec<Vec<Outgoing>> = Vec::new();
     for (index, code) in CODES[..spoke_count].iter().enumerate() {
         let to = CODES[(index + 1) % spoke_count];
+        let signer = &signers[index];
         let mut outgoing = Vec::with_capacity(per_spoke);
         for serial in 0..per_spoke {
             let number = format!("26{code}{serial:07}");
@@ -46,6 +50,9 @@ pub async fn run(args: &Args) -> anyhow::Result<RunResult> {
                 Outgoing::issued_json(permit(code, to, &number, args.lines), to.parse()?)
                     .with_context(|| format!("benchmark permit {number} is invalid"))?;
             message.message_id = Some(Uuid::new_v4());
+            if !args.unsigned {
+                message.sign(signer)?;
+            }
             outgoing.push(message);
         }
         prepared.push(outgoing);
@@ -125,6 +132,47 @@ pub async fn run(args: &Args) -> anyhow::Result<RunResult> {
         p99_ms: latency.value_at_quantile(0.99) as f64 / 1000.0,
         max_ms: latency.max() as f64 / 1000.0,
     })
+}
+
+/// Puts one signatory per Party on the register and returns their signers, in `codes` order.
+async fn register_signers(
+    env: &epix_tests::TestEnv,
+    hub: &epix_hub::Hub,
+    codes: &[&str],
+) -> anyhow::Result<Vec<Signer>> {
+    use epix_shared::signature::keygen::{self, KeySpec, SubjectName};
+    let token = env
+        .user_token(hub, "bench-registrar", None, &["secretariat"])
+        .await?;
+    let client = reqwest::Client::new();
+    let mut signers = Vec::new();
+    for code in codes {
+        let subject = SubjectName {
+            common_name: format!("Signatory of {code}"),
+            organization: "Management Authority".to_owned(),
+            country: (*code).to_owned(),
+        };
+        let key = keygen::generate_key(KeySpec::EcP256)?;
+        let certificate = keygen::self_signed_certificate(&key, &subject, 30)?;
+        let pem = String::from_utf8(keygen::certificate_pem(&certificate)?)?;
+        let response = client
+            .post(format!("http://{}/v1/signatories", hub.http_address()))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({
+                "party": code, "full_name": subject.common_name, "certificate": pem,
+                "empowered_from": chrono::Utc::now() - chrono::Duration::days(1)
+            }))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status() == 201,
+            "registering the signatory of {code} failed: {}",
+            response.status()
+        );
+        let parsed = ParsedCertificate::from_x509(certificate)?;
+        signers.push(Signer::new(SigningKey::new(key, parsed)?));
+    }
+    Ok(signers)
 }
 
 /// Acknowledges every delivery at once, several at a time.

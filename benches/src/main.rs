@@ -41,6 +41,10 @@ pub struct Args {
     /// Line items per permit; four give about 3.5 KB of JSON.
     #[arg(long, default_value_t = 4)]
     pub lines: usize,
+    /// Send unsigned permits to a hub that does not require signatures, to see what
+    /// signature verification costs.
+    #[arg(long)]
+    pub unsigned: bool,
     /// Skip the bare relay.
     #[arg(long)]
     pub skip_bare: bool,
@@ -84,8 +88,14 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         println!(
-            "epix-bench: {} permits, {} spokes, window {}, {} workers, batch {}, {} lines per permit",
-            args.permits, args.spokes, args.window, args.workers, args.batch, args.lines
+            "epix-bench: {} permits, {} spokes, window {}, {} workers, batch {}, {} lines per permit, {}",
+            args.permits,
+            args.spokes,
+            args.window,
+            args.workers,
+            args.batch,
+            args.lines,
+            if args.unsigned { "unsigned" } else { "signed (ES256)" }
         );
         let hub = if args.skip_hub { None } else { Some(hub_run::run(&args).await?) };
         let bare = if args.skip_bare { None } else { Some(bare::run(&args).await?) };
