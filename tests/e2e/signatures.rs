@@ -261,6 +261,18 @@ async fn signed_permit_is_checked_against_register() {
         vec![ErrorCode::SignatoryNotEmpowered]
     );
 
+    // A signing time further back than the hub accepts.
+    let mut stale = permit("26CH000208");
+    stale.signature = Some(
+        signer(&anna)
+            .sign(&stale.body, now - Duration::days(4))
+            .expect("signs"),
+    );
+    assert_eq!(
+        send(&mut setup, stale).await,
+        vec![ErrorCode::SigningTimeTooEarly]
+    );
+
     // Missing where signatures are required.
     assert_eq!(
         send(&mut setup, permit("26CH000207")).await,
@@ -386,6 +398,18 @@ async fn removal_voids_only_later_signatures() {
         .json()
         .await
         .expect("JSON");
+    let lengthened = reqwest::Client::new()
+        .post(format!("http://{}/v1/signatories/{}/removal", setup.hub.http_address(), record["signatory_id"].as_str().expect("id")))
+        .bearer_auth(&setup.secretariat)
+        .json(&serde_json::json!({"effective_at": "2099-01-01T00:00:00Z", "reason": "moved the removal later"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        lengthened.status(),
+        409,
+        "a removal cannot be moved later to re-empower the signatory"
+    );
     assert_eq!(revocations.len(), 1, "{revocations:?}");
     assert_eq!(revocations[0]["kind"], "signatory");
     assert_eq!(revocations[0]["reason"], "left the Management Authority");

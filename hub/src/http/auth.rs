@@ -103,6 +103,9 @@ pub async fn issue_token(
         }
     };
 
+    // Return the connection to the pool while the hash is checked, which takes tens of
+    // milliseconds, so that a burst of logins cannot starve permit routing of connections.
+    drop(connection);
     // Verify against a dummy hash when there is no user, so that the time taken does not
     // tell whether the name exists.
     let stored = user
@@ -113,6 +116,7 @@ pub async fn issue_token(
         .await
         .map_err(|error| ApiError::Internal(format!("password check failed: {error}")))?;
 
+    let mut connection = context.pool.get().await?;
     let subject = username.clone().or_else(|| client_id.clone());
     let refusal = match &user {
         None => Some("unknown_name"),
@@ -125,7 +129,9 @@ pub async fn issue_token(
         context.login_limiter.record_failure(&address_key, now);
         context.login_limiter.record_failure(&name_key, now);
         let mut locked = false;
-        if let (Some(user), "wrong_secret") = (&user, reason) {
+        // Only wrong passwords count towards the account lockout; a wrong client secret
+        // must not lock the person out.
+        if let (Some(user), "wrong_secret", None) = (&user, reason, &client_id) {
             let lockout =
                 Duration::from_std(context.config.login_lockout).unwrap_or(Duration::minutes(15));
             let max = context.config.login_max_failures as i32;

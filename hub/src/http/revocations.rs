@@ -52,7 +52,7 @@ struct RemovedUser(
 #[get("/revocations")]
 pub async fn list_revocations(
     context: web::Data<Arc<HubContext>>,
-    _principal: Principal,
+    principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
     let mut connection = context.pool.get().await?;
     let mut revocations: Vec<Revocation> = store::current_records(&mut connection)
@@ -82,7 +82,9 @@ pub async fn list_revocations(
         .load(&mut connection)
         .await?;
     for RemovedUser(username, full_name, party, removed_at, reason) in removed {
-        if let Some(effective_at) = removed_at {
+        // Removed users are shown to their own Party, the Secretariat and auditors only.
+        let visible = principal.sees_any_of(party.as_deref());
+        if let (Some(effective_at), true) = (removed_at, visible) {
             revocations.push(Revocation {
                 kind: "user".to_owned(),
                 subject: username,

@@ -83,7 +83,13 @@ pub async fn create_signatory(
         .x509()
         .to_der()
         .map_err(|error| ApiError::Internal(format!("cannot encode a certificate: {error}")))?;
-    let notified_at = body.notified_at.unwrap_or(now);
+    // Only the Secretariat records a notification's date; a Party's own notification is
+    // dated when the hub receives it, so lateness cannot be hidden.
+    let notified_at = if by_secretariat {
+        body.notified_at.unwrap_or(now)
+    } else {
+        now
+    };
     let record = NewRecord {
         signatory_id: Uuid::new_v4(),
         party: body.party,
@@ -109,13 +115,8 @@ pub async fn create_signatory(
         supersedes: None,
     };
     let mut connection = context.pool.get().await?;
-    if store::thumbprint_taken(&mut connection, &record.thumbprint, None).await? {
-        return Err(ApiError::Conflict(format!(
-            "certificate {} is already registered to a signatory",
-            record.thumbprint
-        )));
-    }
-    let stored = store::insert(&mut connection, &record)
+    let thumbprint = record.thumbprint.clone();
+    let stored = store::insert_new_signatory(&mut connection, &record)
         .await
         .map_err(|error| match error {
             diesel::result::Error::DatabaseError(
@@ -123,6 +124,11 @@ pub async fn create_signatory(
                 _,
             ) => ApiError::bad_request("party: no such Party is registered"),
             other => ApiError::from(other),
+        })?
+        .ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "certificate {thumbprint} is already registered to a signatory"
+            ))
         })?;
     refresh(&context).await;
     tracing::info!(signatory.id = %stored.signatory_id, party.code = %stored.party, status = %stored.status, "signatory recorded");
@@ -211,6 +217,15 @@ pub async fn remove_signatory(
     }
     let now = context.clock.now();
     let effective = body.effective_at.unwrap_or(now);
+    // A removal may only move earlier: a later time would extend the empowerment, which
+    // only a new notification approved by the Secretariat may do.
+    if let Some(removed_at) = current.empowered_until
+        && effective >= removed_at
+    {
+        return Err(ApiError::Conflict(format!(
+            "the signatory is already removed from {removed_at}: a new removal must take effect earlier"
+        )));
+    }
     if effective < current.empowered_from {
         return Err(ApiError::bad_request(
             "effective_at: the removal cannot take effect before the empowerment",

@@ -234,6 +234,12 @@ pub async fn remove_user(
     if body.reason.trim().is_empty() {
         return Err(ApiError::bad_request("reason: a reason is required"));
     }
+    if target.status == "removed" {
+        return Err(ApiError::Conflict(format!(
+            "user {} is already removed",
+            target.username
+        )));
+    }
     let mut connection = context.pool.get().await?;
     let removed = users::remove_user(
         &mut connection,

@@ -21,9 +21,11 @@ use crate::db::DbPool;
 
 /// How far a signing time may lie after the hub's receipt time, for clock differences.
 pub const SIGNING_TIME_SKEW: chrono::Duration = chrono::Duration::minutes(5);
-/// How far a signing time may lie before the hub's receipt time. A permit is sent soon
-/// after it is signed; an older signing time points at a replayed or back-dated document.
-pub const MAX_SIGNATURE_AGE: chrono::Duration = chrono::Duration::days(366);
+/// How far a signing time may lie before the hub's receipt time. The signer writes the
+/// signing time, so this bounds how far a stolen key can back-date a signature to before
+/// its signatory's removal or its certificate's expiry: three days, long enough for a
+/// spoke that was offline over a weekend.
+pub const MAX_SIGNATURE_AGE: chrono::Duration = chrono::Duration::days(3);
 
 const RELOAD_ON_MISS_INTERVAL: Duration = Duration::from_millis(100);
 const MAX_AGE: Duration = Duration::from_secs(5);
@@ -134,7 +136,7 @@ impl Register {
         if signed_at < received_at - MAX_SIGNATURE_AGE {
             return Ok(Err(Problem::new(
                 ErrorCode::SigningTimeTooEarly,
-                "the signing time is more than a year before the hub received the message: expected a recent signature",
+                "the signing time is more than three days before the hub received the message: expected a recent signature; sign the document again",
             )
             .at(pointer)
             .with_value(signed_at.to_rfc3339())));

@@ -164,6 +164,32 @@ pub async fn insert(
         .await
 }
 
+/// Inserts a new signatory's first record unless its certificate is already registered;
+/// returns `None` then. An advisory lock on the thumbprint makes the check and the insert
+/// one step, so two concurrent notifications cannot register one certificate twice.
+pub async fn insert_new_signatory(
+    connection: &mut AsyncPgConnection,
+    record: &NewRecord,
+) -> QueryResult<Option<SignatoryRecord>> {
+    use diesel_async::AsyncConnection;
+    use diesel_async::scoped_futures::ScopedFutureExt;
+    connection
+        .transaction::<_, diesel::result::Error, _>(|connection| {
+            async move {
+                diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind::<diesel::sql_types::Text, _>(&record.thumbprint)
+                    .execute(connection)
+                    .await?;
+                if thumbprint_taken(connection, &record.thumbprint, None).await? {
+                    return Ok(None);
+                }
+                insert(connection, record).await.map(Some)
+            }
+            .scope_boxed()
+        })
+        .await
+}
+
 /// Whether the certificate is on a record of another signatory.
 pub async fn thumbprint_taken(
     connection: &mut AsyncPgConnection,
