@@ -122,10 +122,7 @@ pub async fn create(
     secret: String,
     created_by: Option<String>,
 ) -> Result<UserRow, ApiError> {
-    let password_hash = tokio::task::spawn_blocking(move || password::hash(&secret))
-        .await
-        .map_err(|error| ApiError::Internal(format!("password hashing failed: {error}")))?
-        .map_err(|error| ApiError::Internal(format!("password hashing failed: {error}")))?;
+    let password_hash = hash_off_thread(secret).await?;
     let new_user = NewUser {
         username: username.to_owned(),
         full_name: full_name.to_owned(),
@@ -150,6 +147,15 @@ pub async fn create(
             other => ApiError::from(other),
         }
     })
+}
+
+/// Hashes a password or client secret on a blocking thread, since Argon2 takes tens of
+/// milliseconds.
+async fn hash_off_thread(secret: String) -> Result<String, ApiError> {
+    let hashed = tokio::task::spawn_blocking(move || password::hash(&secret))
+        .await
+        .map_err(|error| ApiError::Internal(format!("hashing task failed: {error}")))?;
+    hashed.map_err(|error| ApiError::Internal(format!("hashing failed: {error}")))
 }
 
 fn parse_roles(roles: &[String]) -> Result<Vec<Role>, ApiError> {
@@ -320,10 +326,7 @@ pub async fn create_client(
     let client_id = format!("{}-{}", target.username, random_text(8).to_lowercase());
     let secret = random_text(40);
     let to_hash = secret.clone();
-    let secret_hash = tokio::task::spawn_blocking(move || password::hash(&to_hash))
-        .await
-        .map_err(|error| ApiError::Internal(format!("secret hashing failed: {error}")))?
-        .map_err(|error| ApiError::Internal(format!("secret hashing failed: {error}")))?;
+    let secret_hash = hash_off_thread(to_hash).await?;
     let mut connection = context.pool.get().await?;
     users::insert_client(&mut connection, &client_id, target.id, &secret_hash).await?;
     record(
