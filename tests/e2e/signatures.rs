@@ -755,3 +755,138 @@ async fn amendment_needs_issuer_signature() {
     assert!(record["altered_at"].is_string(), "{record}");
     setup.hub.stop().await;
 }
+
+/// Checks the hub's detached JWS over `body` with the key the hub publishes in its JWKS.
+fn hub_signature_valid(jwks: &serde_json::Value, signature: &str, body: &[u8]) -> bool {
+    let parts: Vec<&str> = signature.split('.').collect();
+    assert_eq!(parts.len(), 3, "a detached JWS has three parts");
+    assert!(parts[1].is_empty(), "the payload is detached");
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).expect("base64"))
+            .expect("JSON header");
+    let key = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|key| key["kid"] == header["kid"])
+        .expect("the kid names a published key");
+    let decoding = jsonwebtoken::DecodingKey::from_ec_components(
+        key["x"].as_str().expect("x"),
+        key["y"].as_str().expect("y"),
+    )
+    .expect("EC key");
+    let input = format!("{}.{}", parts[0], URL_SAFE_NO_PAD.encode(body));
+    jsonwebtoken::crypto::verify(
+        parts[2],
+        input.as_bytes(),
+        &decoding,
+        jsonwebtoken::Algorithm::ES256,
+    )
+    .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn trust_list_is_versioned_and_signed() {
+    let setup = setup(false).await;
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", setup.hub.http_address());
+    let get = |path: &str, etag: Option<&str>| {
+        let mut request = client
+            .get(format!("{base}{path}"))
+            .bearer_auth(&setup.secretariat);
+        if let Some(etag) = etag {
+            request = request.header("If-None-Match", etag);
+        }
+        request.send()
+    };
+
+    let empty = get("/v1/trust-list", None).await.expect("answers");
+    assert_eq!(empty.headers()["etag"], "\"0\"");
+
+    let anna = openssl_credentials(setup.dir.path(), "anna", "CH");
+    let record = register(
+        &setup.hub,
+        &setup.secretariat,
+        "CH",
+        "Anna Signer",
+        &anna,
+        Utc::now() - Duration::days(1),
+    )
+    .await;
+    let response = get("/v1/trust-list", None).await.expect("answers");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["etag"], "\"1\"");
+    let signature = response.headers()["epix-signature"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    let body = response.bytes().await.expect("body").to_vec();
+    let list: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(list["version"], 1);
+    assert_eq!(list["signatories"][0]["full_name"], "Anna Signer");
+
+    let jwks: serde_json::Value = reqwest::get(format!("{base}/.well-known/jwks.json"))
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        hub_signature_valid(&jwks, &signature, &body),
+        "the hub's signature verifies"
+    );
+    let tampered = String::from_utf8(body.clone())
+        .expect("UTF-8")
+        .replace("Anna Signer", "Eve Forger")
+        .into_bytes();
+    assert!(
+        !hub_signature_valid(&jwks, &signature, &tampered),
+        "a tampered trust list fails verification"
+    );
+
+    assert_eq!(
+        get("/v1/trust-list", Some("\"1\""))
+            .await
+            .expect("answers")
+            .status(),
+        304,
+        "unchanged since version 1"
+    );
+
+    let removal = client
+        .post(format!(
+            "{base}/v1/signatories/{}/removal",
+            record["signatory_id"].as_str().expect("id")
+        ))
+        .bearer_auth(&setup.secretariat)
+        .json(&serde_json::json!({"reason": "left the Management Authority"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(removal.status(), 200);
+    assert_eq!(
+        get("/v1/trust-list", Some("\"1\""))
+            .await
+            .expect("answers")
+            .status(),
+        200,
+        "changed after the removal"
+    );
+    let changes: serde_json::Value = get("/v1/trust-list/changes?since=1", None)
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(changes["version"], 2, "{changes}");
+    assert_eq!(
+        changes["changes"].as_array().map(Vec::len),
+        Some(1),
+        "{changes}"
+    );
+    assert!(
+        changes["changes"][0]["empowered_until"].is_string(),
+        "{changes}"
+    );
+    setup.hub.stop().await;
+}

@@ -164,6 +164,19 @@ impl TokenKeys {
             .map_err(|e| TokenError::Invalid(e.to_string()))
     }
 
+    /// Signs `body` with the signing key as a detached JWS (RFC 7515, ES256), for the
+    /// documents the hub publishes, such as the trust list.
+    pub fn sign_detached(&self, body: &[u8], document_type: &str) -> Result<String, TokenError> {
+        let header =
+            serde_json::json!({ "alg": "ES256", "kid": self.signing_kid, "typ": document_type });
+        let protected = URL_SAFE_NO_PAD.encode(header.to_string());
+        let input = format!("{protected}.{}", URL_SAFE_NO_PAD.encode(body));
+        let signature =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, Algorithm::ES256)
+                .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        Ok(format!("{protected}..{signature}"))
+    }
+
     /// Verifies a token: ES256 only, a known `kid`, and `exp`, `nbf`, `iss`, `aud` and
     /// `sub` present and valid, with [`LEEWAY_SECONDS`] of leeway.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {

@@ -141,5 +141,6 @@ diesel::table! {
         approved_at -> Nullable<Timestamptz>,
         supersedes -> Nullable<Int8>,
         recorded_at -> Timestamptz,
+        register_version -> Nullable<Int8>,
     }
 }

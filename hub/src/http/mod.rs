@@ -7,6 +7,7 @@ pub mod permits;
 pub mod problem;
 pub mod revocations;
 pub mod signatories;
+pub mod trust_list;
 pub mod users;
 
 use actix_web::{App, HttpRequest, HttpResponse, ResponseError, web};
@@ -73,6 +74,8 @@ pub fn configure(config: &mut ServiceConfig) {
                 .service(signatories::approve_signatory)
                 .service(signatories::remove_signatory)
                 .service(revocations::list_revocations)
+                .service(trust_list::trust_list)
+                .service(trust_list::trust_list_changes)
                 .service(permits::find_permit)
                 .service(permits::get_permit)
                 .service(messages::get_message),

@@ -35,6 +35,7 @@ pub struct SignatoryRecord {
     pub approved_at: Option<DateTime<Utc>>,
     pub supersedes: Option<i64>,
     pub recorded_at: DateTime<Utc>,
+    pub register_version: Option<i64>,
 }
 
 /// A register record as the API shows it.
@@ -157,10 +158,48 @@ pub async fn insert(
     connection: &mut AsyncPgConnection,
     record: &NewRecord,
 ) -> QueryResult<SignatoryRecord> {
-    diesel::insert_into(signatories::table)
+    let inserted: SignatoryRecord = diesel::insert_into(signatories::table)
         .values(record)
         .returning(SignatoryRecord::as_returning())
         .get_result(connection)
+        .await?;
+    if inserted.status == "approved" {
+        return take_version(connection, inserted.id).await;
+    }
+    Ok(inserted)
+}
+
+/// Gives an approved record the next register version.
+async fn take_version(connection: &mut AsyncPgConnection, id: i64) -> QueryResult<SignatoryRecord> {
+    let next = diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>(
+        "nextval('register_versions')",
+    );
+    diesel::update(signatories::table.find(id))
+        .set(signatories::register_version.eq(next))
+        .returning(SignatoryRecord::as_returning())
+        .get_result(connection)
+        .await
+}
+
+/// The register's current version: that of its latest change, 0 for an empty register.
+pub async fn register_version(connection: &mut AsyncPgConnection) -> QueryResult<i64> {
+    let version: Option<i64> = signatories::table
+        .select(diesel::dsl::max(signatories::register_version))
+        .first(connection)
+        .await?;
+    Ok(version.unwrap_or(0))
+}
+
+/// The approved records that changed the register after `version`, oldest first.
+pub async fn changes_since(
+    connection: &mut AsyncPgConnection,
+    version: i64,
+) -> QueryResult<Vec<SignatoryRecord>> {
+    signatories::table
+        .filter(signatories::register_version.gt(version))
+        .order(signatories::register_version.asc())
+        .select(SignatoryRecord::as_select())
+        .load(connection)
         .await
 }
 
@@ -241,7 +280,7 @@ pub async fn approve(
     by: &str,
     at: DateTime<Utc>,
 ) -> QueryResult<SignatoryRecord> {
-    diesel::update(
+    let approved: SignatoryRecord = diesel::update(
         signatories::table
             .find(id)
             .filter(signatories::status.eq("pending")),
@@ -253,7 +292,8 @@ pub async fn approve(
     ))
     .returning(SignatoryRecord::as_returning())
     .get_result(connection)
-    .await
+    .await?;
+    take_version(connection, approved.id).await
 }
 
 /// Every record, newest first, optionally of one Party.

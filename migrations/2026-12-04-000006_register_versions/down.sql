@@ -1,0 +1,2 @@
+ALTER TABLE signatories DROP COLUMN register_version;
+DROP SEQUENCE register_versions;
