@@ -21,7 +21,7 @@ pub const SUBMISSION_ROUTING_KEY: &str = "submit";
 pub const DELIVERY_EXCHANGE: &str = "epix.deliveries";
 /// Exchange that receives submissions the hub failed to process within the delivery limit.
 pub const DEAD_LETTER_EXCHANGE: &str = "epix.dead-letter";
-/// Queue bound to [`DEAD_LETTER_EXCHANGE`]; the hub records and answers what lands there.
+/// Queue bound to [`DEAD_LETTER_EXCHANGE`]; the hub records what lands there and sends its sender a rejection receipt.
 pub const DEAD_LETTER_QUEUE: &str = "epix.dead-letter";
 
 /// Header naming the sending Party (checked against the AMQP `user_id`).

@@ -255,7 +255,7 @@ async fn process_batch(
     }
     for (delivery, message_id) in batch.iter().zip(&message_ids) {
         if poisoned.contains(message_id) {
-            // Dead-lettered: the dead-letter consumer records it and answers the sender.
+            // Dead-lettered: the dead-letter consumer records it and sends the sender a rejection receipt.
             let options = BasicNackOptions {
                 multiple: false,
                 requeue: false,
@@ -310,7 +310,7 @@ async fn store_with_isolation(
 }
 
 /// Runs the batch transaction, waiting out a database that cannot be reached. Returns
-/// `None` on shutdown, and the query error when the database answered but refused.
+/// `None` on shutdown, and the query error when the database rejected the data itself.
 async fn store_retrying(
     context: &Arc<HubContext>,
     inbound: Vec<Inbound>,

@@ -1,5 +1,5 @@
 //! The batch transaction: record every consumed message, store accepted permits, apply
-//! acknowledgements, and write the outbox rows that deliver and answer them.
+//! acknowledgements, and write the outbox rows that deliver them and send their receipts.
 
 use std::collections::{HashMap, HashSet};
 
@@ -207,6 +207,24 @@ fn reject_duplicates_within_batch(inbound: &mut [Inbound]) {
     }
 }
 
+/// Rejects a message whose row this transaction already inserted as accepted, and updates
+/// that row to match.
+async fn reject_recorded(
+    connection: &mut AsyncPgConnection,
+    message: &mut Inbound,
+    problem: Problem,
+) -> Result<(), diesel::result::Error> {
+    message.reject(problem);
+    diesel::update(messages::table.find(message.message_id()))
+        .set((
+            messages::status.eq("rejected"),
+            messages::problems.eq(&message.record.problems),
+        ))
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
 fn already_exists(country: PartyCode, number: &str) -> Problem {
     Problem::new(
         ErrorCode::PermitAlreadyExists,
@@ -294,14 +312,7 @@ async fn next_versions(
                 )
                 .at("/permit_number")
                 .with_value(&key.1);
-                message.reject(problem);
-                diesel::update(messages::table.find(message.message_id()))
-                    .set((
-                        messages::status.eq("rejected"),
-                        messages::problems.eq(&message.record.problems),
-                    ))
-                    .execute(connection)
-                    .await?;
+                reject_recorded(connection, message, problem).await?;
             }
         }
     }
@@ -362,14 +373,7 @@ async fn store_permits(
             continue;
         }
         let problem = already_exists(summary.issuing_country, &summary.permit_number);
-        message.reject(problem);
-        diesel::update(messages::table.find(message.message_id()))
-            .set((
-                messages::status.eq("rejected"),
-                messages::problems.eq(&message.record.problems),
-            ))
-            .execute(connection)
-            .await?;
+        reject_recorded(connection, message, problem).await?;
     }
     Ok(())
 }
@@ -552,7 +556,7 @@ fn outbox_rows_for(
     }
 }
 
-/// An outbox row that sends `receipt` to `party`'s receipt queue.
+/// Builds the outbox row that sends `receipt` to `party`'s receipt queue.
 pub fn receipt_row(party: PartyCode, receipt: &Receipt) -> NewOutboxRow {
     NewOutboxRow {
         message_id: outgoing_message_id(receipt.message_id, receipt.status.as_str()),
