@@ -308,6 +308,7 @@ pub async fn signatory_history(
 }
 
 async fn refresh(context: &HubContext) {
+    context.register.notify_changed();
     if let Err(error) = context.register.reload(&context.pool).await {
         tracing::warn!(%error, "cannot reload the register after a change; it reloads within 5 seconds");
     }
