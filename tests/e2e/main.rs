@@ -8,3 +8,4 @@ mod rejection;
 mod routing;
 mod signatures;
 mod support;
+mod trust;
