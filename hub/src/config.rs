@@ -84,9 +84,9 @@ pub struct Config {
     pub login_max_failures: u32,
     /// How long a locked account stays locked (`EPIX_LOGIN_LOCKOUT_SECONDS`).
     pub login_lockout: Duration,
-    /// Reject permits without a signature (`EPIX_REQUIRE_SIGNATURES`); when off, an
-    /// unsigned permit passes with a `signature_missing` warning. A signature that is
-    /// present is always verified.
+    /// Reject permits without a signature (`EPIX_REQUIRE_SIGNATURES`, on by default); when
+    /// off, an unsigned permit passes with a `signature_missing` warning. A signature that
+    /// is present is always verified.
     pub require_signatures: bool,
 }
 
@@ -133,7 +133,7 @@ impl Config {
         let workers = env.number("EPIX_WORKERS", 4, 1, 64)?;
 
         Ok(Self {
-            require_signatures: match env.text("EPIX_REQUIRE_SIGNATURES", "false").as_str() {
+            require_signatures: match env.text("EPIX_REQUIRE_SIGNATURES", "true").as_str() {
                 "true" => true,
                 "false" => false,
                 other => {
