@@ -473,3 +473,55 @@ async fn publish_to_de(
         .expect("confirmed");
     let _ = connection.close(200, "done".into()).await;
 }
+
+/// A change made by another process (`epix-hub signatory add` or another replica) reaches
+/// the spokes through the running hub's next sweep.
+#[tokio::test]
+async fn changes_made_elsewhere_are_broadcast_too() {
+    let setup = setup().await;
+    let mut inbox = setup.de.inbox().await.expect("DE inbox");
+    let admin = epix_hub::AdminContext::connect(setup.env.hub_config())
+        .await
+        .expect("admin context");
+    let operator = epix_hub::auth::Principal {
+        username: "epix-hub:operator".to_owned(),
+        full_name: "command line".to_owned(),
+        party: None,
+        roles: vec![epix_hub::auth::Role::Secretariat],
+        client_id: None,
+    };
+    let anna = openssl_credentials(setup.dir.path(), "anna", "CH");
+    let body = epix_hub::http::signatories::CreateSignatory {
+        party: "CH".to_owned(),
+        full_name: "Anna Signer".to_owned(),
+        title: None,
+        certificate: std::fs::read_to_string(&anna.cert).expect("certificate"),
+        empowered_from: Utc::now() - Duration::days(1),
+        notified_at: None,
+    };
+    let stored = epix_hub::http::signatories::record_signatory(admin.context(), &operator, body)
+        .await
+        .expect("recorded");
+    let added = next_broadcast(&mut inbox, &setup.de).await;
+    let change: TrustedSignatory = serde_json::from_slice(&added.body).expect("JSON");
+    assert_eq!(change.signatory_id, stored.signatory_id);
+    assert_eq!(change.version, Some(1));
+
+    let removal = epix_hub::http::signatories::RemoveSignatory {
+        effective_at: None,
+        reason: "left the authority".to_owned(),
+    };
+    epix_hub::http::signatories::record_removal(
+        admin.context(),
+        &operator,
+        stored.signatory_id,
+        &removal,
+    )
+    .await
+    .expect("removed");
+    let removed = next_broadcast(&mut inbox, &setup.de).await;
+    let change: TrustedSignatory = serde_json::from_slice(&removed.body).expect("JSON");
+    assert_eq!(change.version, Some(2));
+    assert!(change.empowered_until.is_some());
+    setup.hub.stop().await;
+}
