@@ -91,7 +91,10 @@ pub struct UserRevocation {
 pub enum TrustError {
     #[error("the hub's signature is malformed: {0}")]
     Malformed(String),
-    #[error("the hub's signature names the key {0:?}, which is not among the hub's keys")]
+    #[error(
+        "the hub's signature names the key {}, which is not among the hub's keys",
+        .0.as_deref().unwrap_or("(no kid)")
+    )]
     UnknownKey(Option<String>),
     #[error("the hub's signature is for a {actual:?} document, not a {expected:?} one")]
     WrongType { expected: String, actual: String },
@@ -105,8 +108,12 @@ pub enum TrustError {
         received - 1
     )]
     VersionGap { held: i64, received: i64 },
-    #[error("the change has no register version")]
+    #[error("the change has no register version: expected a number in its version field")]
     Unversioned,
+    #[error(
+        "the changes end at register version {held}, but the hub's register is at {claimed}: the rest are missing"
+    )]
+    Incomplete { held: i64, claimed: i64 },
     #[error("the certificate of {full_name} cannot be read: {reason}")]
     Certificate { full_name: String, reason: String },
 }
@@ -217,7 +224,10 @@ impl HubKeys {
             .decode(encoded_signature)
             .map_err(|error| TrustError::Malformed(format!("signature: {error}")))?;
         if raw.len() != 64 {
-            return Err(TrustError::Invalid);
+            return Err(TrustError::Malformed(format!(
+                "the signature has {} bytes: expected 64 (ES256 R and S)",
+                raw.len()
+            )));
         }
         let der = (|| -> Result<Vec<u8>, openssl::error::ErrorStack> {
             let r = BigNum::from_slice(&raw[..32])?;
@@ -436,9 +446,9 @@ impl TrustStore {
             }
         }
         if next.version < changes.version {
-            return Err(TrustError::VersionGap {
+            return Err(TrustError::Incomplete {
                 held: next.version,
-                received: changes.version + 1,
+                claimed: changes.version,
             });
         }
         *self = next;
@@ -461,7 +471,10 @@ impl TrustStore {
         if parsed.signing_time > now + skew {
             return Err(Problem::new(
                 ErrorCode::SigningTimeInFuture,
-                format!("the signing time is after {now}: expected a time no later than now"),
+                format!(
+                    "the signing time is after {now}: expected a time no later than now, within {} minutes of clock difference",
+                    skew.num_minutes()
+                ),
             )
             .at(pointer)
             .with_value(parsed.signing_time.to_rfc3339()));
@@ -674,6 +687,35 @@ mod tests {
         assert!(matches!(
             keys.verify(&unknown, body, TYP_TRUST_LIST),
             Err(TrustError::UnknownKey(_))
+        ));
+
+        // Other algorithms, with the signature part of a genuine JWS.
+        let signature_part = jws.rsplit('.').next().expect("three parts");
+        for alg in ["none", "HS256", "RS256", "es256"] {
+            let header = serde_json::json!({"alg": alg, "kid": "k1", "typ": TYP_TRUST_LIST});
+            let forged = format!(
+                "{}..{signature_part}",
+                URL_SAFE_NO_PAD.encode(header.to_string())
+            );
+            assert!(
+                matches!(
+                    keys.verify(&forged, body, TYP_TRUST_LIST),
+                    Err(TrustError::Malformed(_))
+                ),
+                "alg {alg} is refused"
+            );
+        }
+        let (head, signature) = jws.split_once("..").expect("detached");
+        let raw = URL_SAFE_NO_PAD.decode(signature).expect("base64url");
+        let short = format!("{head}..{}", URL_SAFE_NO_PAD.encode(&raw[..63]));
+        assert!(matches!(
+            keys.verify(&short, body, TYP_TRUST_LIST),
+            Err(TrustError::Malformed(_))
+        ));
+        let attached = format!("{head}.{}.{signature}", URL_SAFE_NO_PAD.encode(body));
+        assert!(matches!(
+            keys.verify(&attached, body, TYP_TRUST_LIST),
+            Err(TrustError::Malformed(_))
         ));
     }
 }

@@ -36,7 +36,8 @@ pub(crate) fn write_atomically(
         path: target.display().to_string(),
         source,
     };
-    let temporary = dir.join(format!(".{name}.tmp"));
+    // A name of its own, so two writers never share a temporary file.
+    let temporary = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
     let mut file = std::fs::File::create(&temporary).map_err(failed)?;
     file.write_all(bytes).map_err(failed)?;
     file.sync_all().map_err(failed)?;

@@ -12,7 +12,9 @@ use epix_shared::permit::check_document;
 use epix_shared::signature::keygen::{self as keys, KeySpec, SubjectName};
 use epix_shared::signature::{Signer, SigningKey};
 use epix_shared::{PartyCode, ReceiptStatus};
-use epix_spoke::trust::{BroadcastOutcome, Credentials, HubApi, TrustKeeper, TrustKeeperError};
+use epix_spoke::trust::{
+    BroadcastOutcome, Credentials, HubApi, TrustKeeper, TrustKeeperError, Verdict,
+};
 use epix_spoke::{Outgoing, Spoke, SpokeConfig, write_delivery};
 use uuid::Uuid;
 
@@ -416,7 +418,13 @@ async fn receive(
             None => None,
         };
         let (path, acknowledgement, signer) = match verdict {
-            Some(Err(problem)) => {
+            Some(Verdict::Undecided(error)) => {
+                return Err(anyhow::Error::new(error).context(format!(
+                    "cannot check the signer of {}; it stays in the inbox until receive runs again",
+                    delivered.document_number.as_deref().unwrap_or("a document")
+                )));
+            }
+            Some(Verdict::Refused(problem)) => {
                 std::fs::create_dir_all(&rejected_dir).with_context(|| {
                     format!("cannot create the folder {}", rejected_dir.display())
                 })?;
@@ -433,7 +441,11 @@ async fn receive(
                     outcome: AcknowledgementOutcome::Received,
                     problems: Vec::new(),
                 };
-                (path, acknowledgement, verdict.and_then(Result::ok))
+                let signer = match verdict {
+                    Some(Verdict::Signed(signer)) => Some(signer),
+                    _ => None,
+                };
+                (path, acknowledgement, signer)
             }
         };
         spoke.acknowledge(&delivered, &acknowledgement).await?;

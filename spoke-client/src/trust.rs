@@ -2,9 +2,10 @@
 //! date by the hub's `register.*` broadcasts, saved in a folder, and used to verify every
 //! delivered permit before it is acknowledged.
 //!
-//! The folder holds `hub-jwks.json` (the hub's public keys; fetched from the hub on first
-//! use when not placed there beforehand), `trust-list.json` (the copy and its version) and
-//! `revocations.jsonl` (one line per user revocation broadcast). Every document from the
+//! The folder holds the hub's public keys (`hub-jwks.json` when the operator placed them
+//! there, which pins them; otherwise `hub-jwks.fetched.json`, fetched over HTTPS or from
+//! this machine), `trust-list.json` (the copy and its version) and `revocations.jsonl`
+//! (one line per user revocation broadcast). One process at a time uses a folder. Every document from the
 //! hub is checked against the hub's keys before it is used; a change whose version does not
 //! follow the copy's is applied only after the missing changes are fetched and checked.
 
@@ -12,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use epix_shared::envelope::{HEADER_SIGNATURE, MessageType};
+use epix_shared::envelope::{HEADER_ISSUING_COUNTRY, HEADER_SIGNATURE, MessageType};
+use epix_shared::permit::read_document;
 use epix_shared::trust::{
     HEADER_REGISTER_VERSION, HubKeys, SignedBy, TYP_SIGNATORY_CHANGE, TYP_TRUST_LIST,
     TYP_TRUST_LIST_CHANGES, TYP_USER_REVOCATION, TrustError, TrustList, TrustListChanges,
@@ -29,7 +31,14 @@ pub const SIGNING_TIME_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 /// The hub's header carrying its signature over an HTTP response body.
 pub const HTTP_SIGNATURE_HEADER: &str = "Epix-Signature";
 
-const KEYS_FILE: &str = "hub-jwks.json";
+/// How often the copy asks the hub for changes it may have missed.
+pub const CATCH_UP_INTERVAL: Duration = Duration::from_secs(300);
+
+/// The hub's keys, placed by the operator: never replaced by a fetched set.
+const PINNED_KEYS_FILE: &str = "hub-jwks.json";
+/// The hub's keys as last fetched from the hub.
+const FETCHED_KEYS_FILE: &str = "hub-jwks.fetched.json";
+const LOCK_FILE: &str = ".lock";
 const STORE_FILE: &str = "trust-list.json";
 const REVOCATIONS_FILE: &str = "revocations.jsonl";
 
@@ -81,6 +90,24 @@ struct TokenResponse {
 }
 
 impl HubApi {
+    /// Whether answers from the hub are authenticated by the channel: HTTPS, or a hub on
+    /// this machine.
+    fn is_trusted_channel(&self) -> bool {
+        let Ok(url) = reqwest::Url::parse(&self.base_url) else {
+            return false;
+        };
+        let host = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        url.scheme() == "https"
+            || host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
     pub fn new(base_url: &str, credentials: Option<Credentials>) -> Self {
         Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
@@ -172,6 +199,46 @@ impl HubApi {
     }
 }
 
+/// The spoke's judgement of a delivered document's signature.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Signed by an empowered signatory of the issuing Party.
+    Signed(SignedBy),
+    /// Refused for the reason given; acknowledge it as failed.
+    Refused(Problem),
+    /// Cannot be judged now, because the hub was needed and did not answer; leave the
+    /// document in the inbox and try again later.
+    Undecided(TrustKeeperError),
+}
+
+/// The Party that issued a delivered document, read from its body; a header that names
+/// another is refused.
+fn issuer_of(delivered: &Delivered) -> Result<PartyCode, Problem> {
+    let content_type = delivered
+        .content_type
+        .as_deref()
+        .unwrap_or("application/json");
+    let issuer = match read_document(content_type, &delivered.body) {
+        Ok(read) => read.permit.issuing_country,
+        Err(problems) => {
+            return Err(problems.into_iter().next().unwrap_or_else(|| {
+                Problem::new(ErrorCode::DocumentMalformed, "the document cannot be read")
+            }));
+        }
+    };
+    if let Some(header) = delivered.issuing_country.as_deref()
+        && header != issuer.as_str()
+    {
+        return Err(Problem::new(
+            ErrorCode::HeaderMismatch,
+            format!("the header names issuing country {header}, the document {issuer}: expected the same Party"),
+        )
+        .at(format!("header:{HEADER_ISSUING_COUNTRY}"))
+        .with_value(header));
+    }
+    Ok(issuer)
+}
+
 /// What a broadcast changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BroadcastOutcome {
@@ -187,8 +254,13 @@ pub enum BroadcastOutcome {
 pub struct TrustKeeper {
     dir: PathBuf,
     keys: HubKeys,
+    /// The keys came from [`PINNED_KEYS_FILE`], so none are fetched.
+    pinned: bool,
     store: TrustStore,
     api: Option<HubApi>,
+    caught_up_at: Option<Instant>,
+    /// Held open with an exclusive lock while the keeper lives.
+    _lock: std::fs::File,
 }
 
 impl TrustKeeper {
@@ -196,16 +268,23 @@ impl TrustKeeper {
     /// filled from the hub; an existing copy is brought up to date when the hub answers.
     pub async fn open(dir: &Path, mut api: Option<HubApi>) -> Result<Self, TrustKeeperError> {
         std::fs::create_dir_all(dir).map_err(|error| folder_error(dir, error))?;
-        let keys = match std::fs::read(dir.join(KEYS_FILE)) {
-            Ok(bytes) => HubKeys::from_jwks(&bytes)?,
+        let lock = lock_folder(dir)?;
+        let (keys, pinned) = match std::fs::read(dir.join(PINNED_KEYS_FILE)) {
+            Ok(bytes) => (HubKeys::from_jwks(&bytes)?, true),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let Some(api) = api.as_mut() else {
-                    return Err(TrustKeeperError::Hub(format!(
-                        "no {KEYS_FILE} in {} and no hub to fetch it from",
-                        dir.display()
-                    )));
-                };
-                fetch_keys(dir, api).await?
+                match std::fs::read(dir.join(FETCHED_KEYS_FILE)) {
+                    Ok(bytes) => (HubKeys::from_jwks(&bytes)?, false),
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                        let Some(api) = api.as_mut() else {
+                            return Err(TrustKeeperError::Hub(format!(
+                                "no {PINNED_KEYS_FILE} in {} and no hub to fetch the keys from",
+                                dir.display()
+                            )));
+                        };
+                        (fetch_keys(dir, api).await?, false)
+                    }
+                    Err(error) => return Err(folder_error(dir, error)),
+                }
             }
             Err(error) => return Err(folder_error(dir, error)),
         };
@@ -217,8 +296,11 @@ impl TrustKeeper {
         let mut keeper = Self {
             dir: dir.to_owned(),
             keys,
+            pinned,
             store: stored.clone().unwrap_or_default(),
             api,
+            caught_up_at: None,
+            _lock: lock,
         };
         if stored.is_none() {
             keeper.fetch_full().await?;
@@ -262,8 +344,9 @@ impl TrustKeeper {
     ) -> Result<TrustList, TrustKeeperError> {
         self.check_hub_signature(signature, body, TYP_TRUST_LIST)
             .await?;
-        serde_json::from_slice(body)
-            .map_err(|error| TrustKeeperError::Unreadable(format!("trust list: {error}")))
+        serde_json::from_slice(body).map_err(|error| {
+            TrustKeeperError::Unreadable(format!("expected a trust list (TrustList JSON): {error}"))
+        })
     }
 
     /// Fetches the changes after the copy's version and applies them.
@@ -275,8 +358,23 @@ impl TrustKeeper {
             .await?;
         self.check_hub_signature(signature.as_deref(), &body, TYP_TRUST_LIST_CHANGES)
             .await?;
-        let changes: TrustListChanges = serde_json::from_slice(&body)
-            .map_err(|error| TrustKeeperError::Unreadable(format!("changes: {error}")))?;
+        let changes: TrustListChanges = serde_json::from_slice(&body).map_err(|error| {
+            TrustKeeperError::Unreadable(format!(
+                "expected the register changes (TrustListChanges JSON): {error}"
+            ))
+        })?;
+        self.caught_up_at = Some(Instant::now());
+        if changes.version < since {
+            // The hub's register is behind this copy, as after a restore from a backup:
+            // versions may be handed out again, so only a fresh list is safe.
+            tracing::warn!(
+                held = since,
+                hub = changes.version,
+                "the hub's register version is below this copy's; fetching the whole list"
+            );
+            self.fetch_full().await?;
+            return Ok(0);
+        }
         if changes.since != since {
             return Err(TrustError::Malformed(format!(
                 "asked for the changes since {since}, got those since {}",
@@ -304,8 +402,12 @@ impl TrustKeeper {
                     TYP_SIGNATORY_CHANGE,
                 )
                 .await?;
-                let change: TrustedSignatory = serde_json::from_slice(&delivered.body)
-                    .map_err(|error| TrustKeeperError::Unreadable(error.to_string()))?;
+                let change: TrustedSignatory =
+                    serde_json::from_slice(&delivered.body).map_err(|error| {
+                        TrustKeeperError::Unreadable(format!(
+                            "expected a signatory record (TrustedSignatory JSON): {error}"
+                        ))
+                    })?;
                 let version = change.version.ok_or(TrustError::Unversioned)?;
                 if let Some(header) = &delivered.register_version
                     && header != &version.to_string()
@@ -351,9 +453,13 @@ impl TrustKeeper {
                     TYP_USER_REVOCATION,
                 )
                 .await?;
-                let revocation: UserRevocation = serde_json::from_slice(&delivered.body)
-                    .map_err(|error| TrustKeeperError::Unreadable(error.to_string()))?;
-                self.record_revocation(&delivered.body)?;
+                let revocation: UserRevocation =
+                    serde_json::from_slice(&delivered.body).map_err(|error| {
+                        TrustKeeperError::Unreadable(format!(
+                            "expected a user revocation (UserRevocation JSON): {error}"
+                        ))
+                    })?;
+                self.record_revocation(&revocation)?;
                 Ok(BroadcastOutcome::UserRevoked(revocation))
             }
             _ => Err(TrustKeeperError::Unreadable(format!(
@@ -364,30 +470,30 @@ impl TrustKeeper {
     }
 
     /// Verifies a delivered permit's signature against the copy. A signer the copy does not
-    /// know yet is looked for once more after fetching the latest changes.
-    pub async fn verify_document(&mut self, delivered: &Delivered) -> Result<SignedBy, Problem> {
+    /// know yet is looked for once more after fetching the latest changes; when the hub
+    /// cannot be asked then, the result is [`Verdict::Undecided`], not a refusal.
+    pub async fn verify_document(&mut self, delivered: &Delivered) -> Verdict {
+        self.catch_up_if_due().await;
+        match self.check_document(delivered).await {
+            Ok(signed) => Verdict::Signed(signed),
+            Err(Ok(problem)) => Verdict::Refused(problem),
+            Err(Err(reason)) => Verdict::Undecided(reason),
+        }
+    }
+
+    async fn check_document(
+        &mut self,
+        delivered: &Delivered,
+    ) -> Result<SignedBy, Result<Problem, TrustKeeperError>> {
         let pointer = format!("header:{HEADER_SIGNATURE}");
         let Some(jws) = delivered.signature.as_deref() else {
-            return Err(Problem::new(
+            return Err(Ok(Problem::new(
                 ErrorCode::SignatureMissing,
                 "the document carries no signature: expected a detached JWS of an empowered signatory",
             )
-            .at(pointer));
+            .at(pointer)));
         };
-        let issuer: PartyCode = match delivered.issuing_country.as_deref().map(str::parse) {
-            Some(Ok(issuer)) => issuer,
-            _ => {
-                return Err(Problem::new(
-                    ErrorCode::HeaderMismatch,
-                    "the delivery names no issuing country: expected a Party code",
-                )
-                .at(format!(
-                    "header:{}",
-                    epix_shared::envelope::HEADER_ISSUING_COUNTRY
-                ))
-                .with_value(delivered.issuing_country.clone().unwrap_or_default()));
-            }
-        };
+        let issuer = issuer_of(delivered).map_err(Ok)?;
         let check = |store: &TrustStore| {
             store.verify(
                 jws,
@@ -400,12 +506,34 @@ impl TrustKeeper {
         };
         match check(&self.store) {
             Err(problem) if problem.code == ErrorCode::SignatoryUnknown && self.api.is_some() => {
-                if let Err(error) = self.catch_up().await {
-                    tracing::warn!(%error, "cannot fetch register changes to check an unknown signer");
+                // The signer may have been registered after the copy's last change.
+                match self.catch_up().await {
+                    Ok(_) => check(&self.store).map_err(Ok),
+                    Err(error @ (TrustKeeperError::Hub(_) | TrustKeeperError::Folder { .. })) => {
+                        Err(Err(error))
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "refused the hub's register changes");
+                        Err(Ok(problem))
+                    }
                 }
-                check(&self.store)
             }
-            other => other,
+            other => other.map_err(Ok),
+        }
+    }
+
+    /// Fetches the latest changes when the last fetch is older than [`CATCH_UP_INTERVAL`], so
+    /// that a copy which missed a broadcast (another reader of the inbox took it) still
+    /// learns of removals.
+    async fn catch_up_if_due(&mut self) {
+        let due = self
+            .caught_up_at
+            .is_none_or(|at| at.elapsed() > CATCH_UP_INTERVAL);
+        if due
+            && self.api.is_some()
+            && let Err(error) = self.catch_up().await
+        {
+            tracing::warn!(%error, "cannot fetch the register changes now; using the copy");
         }
     }
 
@@ -419,7 +547,7 @@ impl TrustKeeper {
             return Err(TrustError::Malformed("the hub's signature is missing".to_owned()).into());
         };
         match self.keys.verify(signature, body, typ) {
-            Err(TrustError::UnknownKey(kid)) if self.api.is_some() => {
+            Err(TrustError::UnknownKey(kid)) if self.api.is_some() && !self.pinned => {
                 // The hub may have rotated its key: fetch its key set once more.
                 tracing::info!(?kid, "unknown hub key; fetching the hub's key set again");
                 let dir = self.dir.clone();
@@ -446,36 +574,92 @@ impl TrustKeeper {
             })
     }
 
-    fn record_revocation(&self, body: &[u8]) -> Result<(), TrustKeeperError> {
+    /// Appends a revocation to `revocations.jsonl` unless the file already holds it.
+    fn record_revocation(&self, revocation: &UserRevocation) -> Result<(), TrustKeeperError> {
         use std::io::Write;
         let path = self.dir.join(REVOCATIONS_FILE);
+        let held = match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .lines()
+                .filter_map(|line| serde_json::from_str::<UserRevocation>(line).ok())
+                .any(|line| line == *revocation),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
+            Err(error) => return Err(folder_error(&self.dir, error)),
+        };
+        if held {
+            return Ok(());
+        }
+        let mut line = serde_json::to_vec(revocation).unwrap_or_default();
+        line.push(b'\n');
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|error| folder_error(&self.dir, error))?;
-        file.write_all(body)
-            .and_then(|()| file.write_all(b"\n"))
+        file.write_all(&line)
             .and_then(|()| file.sync_all())
             .map_err(|error| folder_error(&self.dir, error))
     }
 }
 
-/// Fetches the hub's JWKS and saves it. Over HTTPS the server certificate vouches for the
-/// keys; an operator who wants to pin them places `hub-jwks.json` in the folder instead.
+/// Fetches the hub's JWKS and saves it as the fetched set. The keys are fetched only over
+/// HTTPS, where the server certificate vouches for them, or from this machine; otherwise
+/// the operator must place them in the folder as `hub-jwks.json`.
 async fn fetch_keys(dir: &Path, api: &mut HubApi) -> Result<HubKeys, TrustKeeperError> {
+    if !api.is_trusted_channel() {
+        return Err(TrustKeeperError::Hub(format!(
+            "will not fetch the hub's keys over plain HTTP from {}: expected an https:// hub URL, or the keys placed in {} as {PINNED_KEYS_FILE}",
+            api.base_url,
+            dir.display()
+        )));
+    }
     let (body, _) = api.get("/.well-known/jwks.json", false).await?;
     let keys = HubKeys::from_jwks(&body)?;
-    write_atomically(dir, KEYS_FILE, &body).map_err(|error| TrustKeeperError::Folder {
+    write_atomically(dir, FETCHED_KEYS_FILE, &body).map_err(|error| TrustKeeperError::Folder {
         path: dir.display().to_string(),
         reason: error.to_string(),
     })?;
     Ok(keys)
 }
 
+/// Takes an exclusive lock on the folder, so that two readers never write one copy.
+fn lock_folder(dir: &Path) -> Result<std::fs::File, TrustKeeperError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+        .map_err(|error| folder_error(dir, error))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(TrustKeeperError::Folder {
+            path: dir.display().to_string(),
+            reason: "another process keeps its trust list here: expected one receiver per folder; give each its own --trust-dir".to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(error)) => Err(folder_error(dir, error)),
+    }
+}
+
 fn folder_error(dir: &Path, error: std::io::Error) -> TrustKeeperError {
     TrustKeeperError::Folder {
         path: dir.display().to_string(),
         reason: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_fetched_only_over_https_or_from_this_machine() {
+        let trusted = |url: &str| HubApi::new(url, None).is_trusted_channel();
+        assert!(trusted("https://hub.example.org"));
+        assert!(trusted("http://127.0.0.1:8080"));
+        assert!(trusted("http://localhost:8080/"));
+        assert!(trusted("http://[::1]:8080"));
+        assert!(!trusted("http://hub.example.org"));
+        assert!(!trusted("http://10.0.0.5:8080"));
+        assert!(!trusted("not a url"));
     }
 }

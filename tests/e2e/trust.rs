@@ -14,7 +14,9 @@ use epix_shared::trust::{
     TrustedSignatory, UserRevocation,
 };
 use epix_shared::{ErrorCode, ReceiptStatus};
-use epix_spoke::trust::{BroadcastOutcome, Credentials, HubApi, TrustKeeper, TrustKeeperError};
+use epix_spoke::trust::{
+    BroadcastOutcome, Credentials, HubApi, TrustKeeper, TrustKeeperError, Verdict,
+};
 use epix_spoke::{Delivered, Inbox, Outgoing, Spoke};
 use epix_tests::{TestEnv, permit_json};
 use lapin::BasicProperties;
@@ -86,15 +88,15 @@ async fn hub_keys(hub: &Hub) -> HubKeys {
     HubKeys::from_jwks(&jwks).expect("the hub's JWKS reads")
 }
 
-/// An API client for DE's spoke, owned by a DE authority officer.
-async fn de_api(setup: &Setup) -> HubApi {
+/// An API client for DE's spoke, owned by a new DE authority officer `username`.
+async fn de_api(setup: &Setup, username: &str) -> HubApi {
     setup
         .env
-        .add_user("de-spoke", Some("DE"), &["authority-officer"])
+        .add_user(username, Some("DE"), &["authority-officer"])
         .await
         .expect("user");
     let client: serde_json::Value = reqwest::Client::new()
-        .post(url(&setup.hub, "/v1/users/de-spoke/clients"))
+        .post(url(&setup.hub, &format!("/v1/users/{username}/clients")))
         .bearer_auth(&setup.secretariat)
         .send()
         .await
@@ -126,6 +128,20 @@ async fn remove_signatory(setup: &Setup, signatory_id: &str) {
         .await
         .expect("answers");
     assert_eq!(response.status(), 200);
+}
+
+fn signed(verdict: Verdict) -> epix_shared::trust::SignedBy {
+    match verdict {
+        Verdict::Signed(signed) => signed,
+        other => panic!("expected a valid signature, got {other:?}"),
+    }
+}
+
+fn refused(verdict: Verdict) -> epix_shared::Problem {
+    match verdict {
+        Verdict::Refused(problem) => problem,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }
 
 /// The next broadcast in `inbox`, skipping nothing: every message here must be one.
@@ -216,7 +232,7 @@ async fn spoke_keeps_its_copy_and_checks_permits_itself() {
     let setup = setup().await;
     let (anna, signatory_id) = empower_anna(&setup).await;
     let trust_dir = setup.dir.path().join("de-trust");
-    let mut keeper = TrustKeeper::open(&trust_dir, Some(de_api(&setup).await))
+    let mut keeper = TrustKeeper::open(&trust_dir, Some(de_api(&setup, "de-spoke").await))
         .await
         .expect("the trust list loads");
     assert_eq!(keeper.version(), 1);
@@ -242,8 +258,8 @@ async fn spoke_keeps_its_copy_and_checks_permits_itself() {
         }
         break delivered;
     };
-    let signed = keeper.verify_document(&document).await.expect("verifies");
-    assert_eq!(signed.full_name, "Anna Signer");
+    let verified = signed(keeper.verify_document(&document).await);
+    assert_eq!(verified.full_name, "Anna Signer");
 
     // A document that did not pass through the hub's check, signed by an unknown key, is
     // refused by the spoke; its acknowledgement tells the sender why.
@@ -264,12 +280,31 @@ async fn spoke_keeps_its_copy_and_checks_permits_itself() {
     )
     .await;
     let forged = next_delivery(&mut inbox).await;
-    let problem = keeper
-        .verify_document(&forged)
-        .await
-        .expect_err("an unknown signer is refused");
+    let problem = refused(keeper.verify_document(&forged).await);
     assert_eq!(problem.code, ErrorCode::SignatoryUnknown);
     setup.de.settle_broadcast(&forged).await.expect("ack");
+
+    // Anna's genuine signature over a CH permit, delivered under a header naming DE as the
+    // issuer: the spoke takes the issuer from the signed body and sees the mismatch.
+    let mislabelled_body = permit_json("CH", "DE", "26CH000302");
+    let anna_signature = signer(&anna)
+        .sign(&mislabelled_body, Utc::now())
+        .expect("signs");
+    publish_to_de(
+        &setup,
+        MessageType::PermitIssued,
+        &mislabelled_body,
+        &[
+            (HEADER_SENDER, "CH"),
+            (HEADER_ISSUING_COUNTRY, "DE"),
+            (HEADER_SIGNATURE, &anna_signature),
+        ],
+    )
+    .await;
+    let mislabelled = next_delivery(&mut inbox).await;
+    let problem = refused(keeper.verify_document(&mislabelled).await);
+    assert_eq!(problem.code, ErrorCode::HeaderMismatch, "{problem:?}");
+    setup.de.settle_broadcast(&mislabelled).await.expect("ack");
 
     // The removal reaches the copy through the broadcast, and the saved copy keeps it.
     remove_signatory(&setup, &signatory_id).await;
@@ -279,6 +314,14 @@ async fn spoke_keeps_its_copy_and_checks_permits_itself() {
         BroadcastOutcome::RegisterUpdated { version: 2 }
     );
     setup.de.settle_broadcast(&removal).await.expect("ack");
+    assert!(
+        matches!(
+            TrustKeeper::open(&trust_dir, None).await,
+            Err(TrustKeeperError::Folder { .. })
+        ),
+        "a second keeper of the same folder is refused"
+    );
+    drop(keeper);
     let reopened = TrustKeeper::open(&trust_dir, None)
         .await
         .expect("the saved copy loads without the hub");
@@ -291,10 +334,7 @@ async fn spoke_keeps_its_copy_and_checks_permits_itself() {
     // The first permit, signed before the removal, still verifies; the acknowledgement
     // completes its delivery.
     let mut reopened = reopened;
-    reopened
-        .verify_document(&document)
-        .await
-        .expect("signed while empowered");
+    signed(reopened.verify_document(&document).await);
     setup
         .de
         .acknowledge(
@@ -316,7 +356,7 @@ async fn spoke_refuses_a_tampered_trust_list_and_broadcasts() {
     empower_anna(&setup).await;
     let mut keeper = TrustKeeper::open(
         &setup.dir.path().join("de-trust"),
-        Some(de_api(&setup).await),
+        Some(de_api(&setup, "de-spoke").await),
     )
     .await
     .expect("the trust list loads");
@@ -353,6 +393,33 @@ async fn spoke_refuses_a_tampered_trust_list_and_broadcasts() {
         keeper.accept_list(&body, None).await,
         Err(TrustKeeperError::Refused(TrustError::Malformed(_)))
     ));
+
+    // Keys placed in the folder pin the hub's keys: a list signed with another key is
+    // refused, and the spoke does not fetch the hub's key set to replace them.
+    let pinned_dir = setup.dir.path().join("pinned");
+    std::fs::create_dir_all(&pinned_dir).expect("folder");
+    let jwks: serde_json::Value = reqwest::get(url(&setup.hub, "/.well-known/jwks.json"))
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+    let mut other = jwks.clone();
+    for key in other["keys"].as_array_mut().expect("keys") {
+        key["kid"] = format!("not-{}", key["kid"].as_str().expect("kid")).into();
+    }
+    std::fs::write(pinned_dir.join("hub-jwks.json"), other.to_string()).expect("written");
+    assert!(matches!(
+        TrustKeeper::open(&pinned_dir, Some(de_api(&setup, "de-pinned-1").await)).await,
+        Err(TrustKeeperError::Refused(TrustError::UnknownKey(_)))
+    ));
+    assert!(!pinned_dir.join("hub-jwks.fetched.json").exists());
+    std::fs::write(pinned_dir.join("hub-jwks.json"), jwks.to_string()).expect("written");
+    let pinned = TrustKeeper::open(&pinned_dir, Some(de_api(&setup, "de-pinned-2").await))
+        .await
+        .expect("the genuine keys, pinned, verify the list");
+    assert_eq!(pinned.version(), 1);
+    drop(pinned);
 
     // A broadcast whose body was changed after the hub signed it.
     let mut inbox = setup.de.inbox().await.expect("DE inbox");
@@ -523,5 +590,152 @@ async fn changes_made_elsewhere_are_broadcast_too() {
     let change: TrustedSignatory = serde_json::from_slice(&removed.body).expect("JSON");
     assert_eq!(change.version, Some(2));
     assert!(change.empowered_until.is_some());
+    setup.hub.stop().await;
+}
+
+/// Register changes made at the same time take consecutive versions, one each.
+#[tokio::test]
+async fn concurrent_changes_take_versions_without_gaps() {
+    let setup = setup().await;
+    let names: Vec<String> = (0..8).map(|n| format!("signer{n}")).collect();
+    let files: Vec<SignerFiles> = names
+        .iter()
+        .map(|name| openssl_credentials(setup.dir.path(), name, "CH"))
+        .collect();
+    let registrations = names.iter().zip(&files).map(|(name, files)| {
+        register(
+            &setup.hub,
+            &setup.secretariat,
+            "CH",
+            name,
+            files,
+            Utc::now() - Duration::days(1),
+        )
+    });
+    futures_util::future::join_all(registrations).await;
+    let changes: serde_json::Value = reqwest::Client::new()
+        .get(url(&setup.hub, "/v1/trust-list/changes?since=0"))
+        .bearer_auth(&setup.secretariat)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+    let versions: Vec<i64> = changes["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|change| change["version"].as_i64().expect("version"))
+        .collect();
+    assert_eq!(versions, (1..=8).collect::<Vec<i64>>());
+    assert_eq!(changes["version"], 8);
+    setup.hub.stop().await;
+}
+
+/// A broadcast that skips versions makes the spoke fetch the missing ones; a permit whose
+/// signer the spoke cannot confirm is acknowledged as failed, and the sender learns why.
+#[tokio::test]
+async fn spoke_fills_gaps_and_tells_the_sender_what_it_refused() {
+    let setup = setup().await;
+    let trust_dir = setup.dir.path().join("de-trust");
+    let keeper = TrustKeeper::open(&trust_dir, Some(de_api(&setup, "de-spoke").await))
+        .await
+        .expect("the empty trust list loads");
+    assert_eq!(keeper.version(), 0);
+    drop(keeper);
+    let mut inbox = setup.de.inbox().await.expect("DE inbox");
+    let mut receipts = setup.ch.receipts().await.expect("CH receipts");
+
+    let (anna, _) = empower_anna(&setup).await;
+    let missed = next_broadcast(&mut inbox, &setup.de).await;
+    assert_eq!(missed.register_version.as_deref(), Some("1"));
+
+    // Without the hub to ask, the copy at version 0 does not know Anna: the permit the hub
+    // accepted is refused by the spoke, and CH gets a failed receipt with the reason.
+    let mut offline = TrustKeeper::open(&trust_dir, None)
+        .await
+        .expect("the saved copy loads");
+    let mut outgoing = Outgoing::issued_json(
+        permit_json("CH", "DE", "26CH000310"),
+        "DE".parse().expect("code"),
+    )
+    .expect("valid");
+    outgoing.sign(&signer(&anna)).expect("signs");
+    let message_id = setup.ch.send(outgoing).await.expect("sent");
+    let document = next_delivery(&mut inbox).await;
+    let problem = refused(offline.verify_document(&document).await);
+    assert_eq!(problem.code, ErrorCode::SignatoryUnknown);
+    setup
+        .de
+        .acknowledge(
+            &document,
+            &epix_shared::envelope::Acknowledgement {
+                outcome: epix_shared::envelope::AcknowledgementOutcome::Failed,
+                problems: vec![problem],
+            },
+        )
+        .await
+        .expect("acknowledged");
+    let seen = receipts_until(&mut receipts, message_id, ReceiptStatus::Failed).await;
+    let failed = seen.last().expect("the failed receipt");
+    assert_eq!(
+        failed.problems.iter().map(|p| p.code).collect::<Vec<_>>(),
+        vec![ErrorCode::SignatoryUnknown]
+    );
+    drop(offline);
+
+    // With a hub that does not answer, an unknown signer is undecided, not refused.
+    let mut unreachable = TrustKeeper::open(
+        &trust_dir,
+        Some(HubApi::new(
+            "http://127.0.0.1:1",
+            Some(Credentials::Token("unused".to_owned())),
+        )),
+    )
+    .await
+    .expect("the saved copy loads while the hub is away");
+    assert!(
+        matches!(
+            unreachable.verify_document(&document).await,
+            Verdict::Undecided(TrustKeeperError::Hub(_))
+        ),
+        "a signer that only the hub could confirm is left undecided"
+    );
+    drop(unreachable);
+
+    // The copy catches up to version 1 on opening. Versions 2 and 3 are made; the spoke
+    // is shown only 3 and fetches 2 from the hub before applying it.
+    let mut keeper = TrustKeeper::open(&trust_dir, Some(de_api(&setup, "de-spoke-2").await))
+        .await
+        .expect("loads and catches up");
+    assert_eq!(keeper.version(), 1);
+    let bob = openssl_credentials(setup.dir.path(), "bob", "CH");
+    let bob_record = register(
+        &setup.hub,
+        &setup.secretariat,
+        "CH",
+        "Bob Signer",
+        &bob,
+        Utc::now() - Duration::days(1),
+    )
+    .await;
+    let skipped = next_broadcast(&mut inbox, &setup.de).await;
+    assert_eq!(skipped.register_version.as_deref(), Some("2"));
+    remove_signatory(&setup, bob_record["signatory_id"].as_str().expect("id")).await;
+    let third = next_broadcast(&mut inbox, &setup.de).await;
+    assert_eq!(
+        keeper
+            .handle_broadcast(&third)
+            .await
+            .expect("fills the gap"),
+        BroadcastOutcome::RegisterUpdated { version: 3 }
+    );
+    assert_eq!(keeper.version(), 3);
+    let bob_now = keeper
+        .signatories()
+        .find(|signatory| signatory.full_name == "Bob Signer")
+        .expect("Bob is on the copy");
+    assert!(bob_now.empowered_until.is_some(), "and removed");
     setup.hub.stop().await;
 }

@@ -41,13 +41,8 @@ pub async fn trust_list(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let mut connection = context.pool.get().await?;
-    let records = store::current_records(&mut connection).await?;
-    // The version comes from the records themselves, so list and version always agree.
-    let version = records
-        .iter()
-        .filter_map(|r| r.register_version)
-        .max()
-        .unwrap_or(0);
+    // One snapshot, so the list and its version always agree.
+    let (version, records) = store::current_with_version(&mut connection).await?;
     let etag = format!("\"{version}\"");
     let unchanged = request
         .headers()
@@ -86,12 +81,9 @@ pub async fn trust_list_changes(
     query: web::Query<ChangesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let mut connection = context.pool.get().await?;
-    let changes = store::changes_since(&mut connection, query.since).await?;
-    let version = changes
-        .iter()
-        .filter_map(|r| r.register_version)
-        .max()
-        .unwrap_or(query.since);
+    // The register's own version, read with the changes, so a copy ahead of the hub (after
+    // a restore from a backup) sees that the hub is behind.
+    let (version, changes) = store::changes_with_version(&mut connection, query.since).await?;
     let body = TrustListChanges {
         since: query.since,
         version,

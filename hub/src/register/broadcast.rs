@@ -2,12 +2,12 @@
 //!
 //! Each change to the register (a record with a new register version) becomes one
 //! `register.signatory-changed` message per Party, and each removed user one
-//! `register.user-revoked` message per Party, each signed by the hub. The broadcaster
-//! reads what is not yet broadcast, writes the messages to the outbox, publishes them with
-//! confirms and records how far it got, all in one transaction under an advisory lock: a
-//! crash or a broker outage leaves the changes to the next run, and two replicas never
-//! broadcast the same change at once. Message ids derive from the version (or user) and the
-//! Party, so a run repeated after a crash sends the same ids again.
+//! `register.user-revoked` message per Party, each signed by the hub. Under an advisory
+//! lock, so two replicas never take the same change, one transaction reads what is not yet
+//! broadcast, writes the messages to the outbox and records how far it got. After the
+//! commit the messages are published with confirms and marked sent; what a crash or a
+//! broker outage leaves unsent, the outbox sweeper publishes later. Message ids derive
+//! from the version (or user) and the Party, so a message sent twice keeps its id.
 
 use chrono::Utc;
 use diesel::prelude::*;
@@ -31,10 +31,10 @@ use crate::outbox::{OutboxMessage, publish, settle};
 
 /// Key of the advisory lock that one broadcaster holds while it runs.
 const BROADCAST_LOCK: i64 = 0x4550_4958_5245_4742; // "EPIXREGB"
-/// Most changes one run broadcasts; the rest follow in the next run.
-const MAX_CHANGES_PER_RUN: usize = 100;
-/// Longest wait for the broker's confirms of one run.
-const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Most messages one run writes; the rest follow in the next run, right after.
+const MAX_MESSAGES_PER_RUN: usize = 2000;
+/// Longest wait for the broker's confirms of one run; unconfirmed rows stay for the sweeper.
+const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Namespace of the broadcast message ids (UUID v5).
 const BROADCAST_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_3a52_9a0e_4d4b_8f3e_2b7d_5e11_c0de);
@@ -47,10 +47,6 @@ pub enum BroadcastError {
     Pool(String),
     #[error("broker error: {0}")]
     Broker(#[from] lapin::Error),
-    #[error("the broker refused {0} broadcast messages; the run is repeated")]
-    Refused(usize),
-    #[error("the broker did not confirm the broadcast in time")]
-    TimedOut,
     #[error("cannot sign the broadcast: {0}")]
     Signing(String),
 }
@@ -64,6 +60,8 @@ pub struct Broadcast {
 }
 
 /// Broadcasts what is pending, once. Returns quietly when another replica holds the lock.
+/// A failure to publish is left to the outbox sweeper and not returned, except a broker
+/// error, which tells the caller to reconnect.
 pub async fn broadcast_pending(
     context: &HubContext,
     channel: &Channel,
@@ -73,17 +71,35 @@ pub async fn broadcast_pending(
         .get()
         .await
         .map_err(|error| BroadcastError::Pool(error.to_string()))?;
-    let done = connection
+    let (done, messages) = connection
         .transaction::<_, BroadcastError, _>(|connection| {
-            async move { run(context, connection, channel).await }.scope_boxed()
+            async move { write(context, connection).await }.scope_boxed()
         })
         .await?;
-    if done.messages > 0 {
-        tracing::info!(
-            signatory_changes = done.signatory_changes,
-            revocations = done.revocations,
-            messages = done.messages,
-            "broadcast register changes to every inbox"
+    if messages.is_empty() {
+        return Ok(done);
+    }
+    tracing::info!(
+        signatory_changes = done.signatory_changes,
+        revocations = done.revocations,
+        messages = done.messages,
+        "broadcasting register changes to every inbox"
+    );
+    let report = match tokio::time::timeout(PUBLISH_TIMEOUT, publish(channel, &messages)).await {
+        Ok(Ok(report)) => report,
+        Ok(Err(error)) => return Err(BroadcastError::Broker(error)),
+        Err(_) => {
+            tracing::warn!(
+                "the broker did not confirm the broadcast in time; the outbox sweeper sends it again"
+            );
+            return Ok(done);
+        }
+    };
+    settle(&mut connection, &report).await?;
+    if !report.nacked.is_empty() {
+        tracing::warn!(
+            rows = report.nacked.len(),
+            "the broker refused broadcast messages; the outbox sweeper sends them again"
         );
     }
     Ok(done)
@@ -105,29 +121,39 @@ struct RemovedUser {
     removal_reason: Option<String>,
 }
 
-async fn run(
+/// Writes the pending broadcasts to the outbox and moves the broadcast marks; returns the
+/// rows to publish once the transaction commits.
+async fn write(
     context: &HubContext,
     connection: &mut AsyncPgConnection,
-    channel: &Channel,
-) -> Result<Broadcast, BroadcastError> {
+) -> Result<(Broadcast, Vec<OutboxMessage>), BroadcastError> {
     let lock: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
         .bind::<diesel::sql_types::BigInt, _>(BROADCAST_LOCK)
         .get_result(connection)
         .await?;
     if !lock.locked {
-        return Ok(Broadcast::default());
+        return Ok((Broadcast::default(), Vec::new()));
     }
+    let parties: Vec<PartyCode> = parties::table
+        .select(parties::code)
+        .load::<String>(connection)
+        .await?
+        .into_iter()
+        .filter_map(|code| code.parse().ok())
+        .collect();
+    let per_run = (MAX_MESSAGES_PER_RUN / parties.len().max(1)).max(1);
     let broadcast_version: i64 = register_broadcast::table
         .select(register_broadcast::version)
         .first(connection)
         .await?;
     let mut changes = store::changes_since(connection, broadcast_version).await?;
-    changes.truncate(MAX_CHANGES_PER_RUN);
+    changes.truncate(per_run);
     let removed: Vec<RemovedUser> = users::table
         .filter(users::status.eq("removed"))
+        .filter(users::removed_at.is_not_null())
         .filter(users::removal_broadcast_at.is_null())
         .order(users::id)
-        .limit(MAX_CHANGES_PER_RUN as i64)
+        .limit(per_run.saturating_sub(changes.len()) as i64)
         .select((
             users::id,
             users::username,
@@ -139,15 +165,8 @@ async fn run(
         .load(connection)
         .await?;
     if changes.is_empty() && removed.is_empty() {
-        return Ok(Broadcast::default());
+        return Ok((Broadcast::default(), Vec::new()));
     }
-    let parties: Vec<PartyCode> = parties::table
-        .select(parties::code)
-        .load::<String>(connection)
-        .await?
-        .into_iter()
-        .filter_map(|code| code.parse().ok())
-        .collect();
 
     let mut rows = Vec::new();
     let mut last_version = broadcast_version;
@@ -178,7 +197,8 @@ async fn run(
             username: user.username.clone(),
             full_name: user.full_name.clone(),
             party: user.party.clone(),
-            removed_at: user.removed_at.unwrap_or_else(Utc::now),
+            // Never empty: the query takes removed users with a removal time only.
+            removed_at: user.removed_at.unwrap_or_default(),
             reason: user.removal_reason.clone(),
         };
         let body = serde_json::to_vec(&revocation)
@@ -195,39 +215,33 @@ async fn run(
         }
     }
 
-    let mut messages = Vec::with_capacity(rows.len());
-    for row in rows {
-        // A row left by an earlier run that failed after its commit keeps its id; it is
-        // sent again here, which the spoke recognises by version or message id.
-        let id: Option<i64> = diesel::insert_into(outbox::table)
-            .values(&row)
-            .on_conflict(outbox::message_id)
-            .do_nothing()
-            .returning(outbox::id)
-            .get_result(connection)
-            .await
-            .optional()?;
-        let id = match id {
-            Some(id) => id,
-            None => {
-                outbox::table
-                    .filter(outbox::message_id.eq(row.message_id))
-                    .select(outbox::id)
-                    .first(connection)
-                    .await?
-            }
-        };
-        let body = row.body.clone().unwrap_or_default();
-        messages.push(OutboxMessage::from_row(id, row, body));
-    }
-    let report = tokio::time::timeout(PUBLISH_TIMEOUT, publish(channel, &messages))
-        .await
-        .map_err(|_| BroadcastError::TimedOut)??;
-    if !report.nacked.is_empty() {
-        // Roll back: the whole run is repeated.
-        return Err(BroadcastError::Refused(report.nacked.len()));
-    }
-    settle(connection, &report).await?;
+    // Rows left by an earlier run that committed and then failed keep their ids; they are
+    // not written twice.
+    diesel::insert_into(outbox::table)
+        .values(&rows)
+        .on_conflict(outbox::message_id)
+        .do_nothing()
+        .execute(connection)
+        .await?;
+    let message_ids: Vec<Uuid> = rows.iter().map(|row| row.message_id).collect();
+    let ids: Vec<(i64, Uuid)> = outbox::table
+        .filter(outbox::message_id.eq_any(&message_ids))
+        .filter(outbox::sent_at.is_null())
+        .select((outbox::id, outbox::message_id))
+        .load(connection)
+        .await?;
+    let ids: std::collections::HashMap<Uuid, i64> = ids
+        .into_iter()
+        .map(|(id, message_id)| (message_id, id))
+        .collect();
+    let messages: Vec<OutboxMessage> = rows
+        .into_iter()
+        .filter_map(|row| {
+            let id = *ids.get(&row.message_id)?;
+            let body = row.body.clone().unwrap_or_default();
+            Some(OutboxMessage::from_row(id, row, body))
+        })
+        .collect();
     diesel::update(register_broadcast::table)
         .set(register_broadcast::version.eq(last_version))
         .execute(connection)
@@ -237,11 +251,12 @@ async fn run(
         .set(users::removal_broadcast_at.eq(Utc::now()))
         .execute(connection)
         .await?;
-    Ok(Broadcast {
+    let done = Broadcast {
         signatory_changes: changes.len(),
         revocations: removed.len(),
         messages: messages.len(),
-    })
+    };
+    Ok((done, messages))
 }
 
 fn sign(context: &HubContext, body: &[u8], typ: &str) -> Result<String, BroadcastError> {

@@ -249,6 +249,47 @@ pub async fn changes_since(
         .await
 }
 
+/// The register version and the current records, read in one snapshot.
+pub async fn current_with_version(
+    connection: &mut AsyncPgConnection,
+) -> QueryResult<(i64, Vec<SignatoryRecord>)> {
+    use diesel_async::scoped_futures::ScopedFutureExt;
+    connection
+        .build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run(|connection| {
+            async move {
+                let current = register_version(connection).await?;
+                let records = current_records(connection).await?;
+                Ok((current, records))
+            }
+            .scope_boxed()
+        })
+        .await
+}
+
+/// The register version and the changes after `version`, read in one snapshot.
+pub async fn changes_with_version(
+    connection: &mut AsyncPgConnection,
+    version: i64,
+) -> QueryResult<(i64, Vec<SignatoryRecord>)> {
+    use diesel_async::scoped_futures::ScopedFutureExt;
+    connection
+        .build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run(|connection| {
+            async move {
+                let current = register_version(connection).await?;
+                let changes = changes_since(connection, version).await?;
+                Ok((current, changes))
+            }
+            .scope_boxed()
+        })
+        .await
+}
+
 /// Inserts a new signatory's first record unless its certificate is already registered;
 /// returns `None` then. An advisory lock on the thumbprint makes the check and the insert
 /// one step, so two concurrent notifications cannot register one certificate twice.
