@@ -10,8 +10,10 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::audit;
 use super::problem::{ApiError, ProblemDetails};
 use crate::HubContext;
+use crate::audit::RequestMeta;
 use crate::auth::{Principal, Role};
 use crate::register::store::{self, NewRecord, SignatoryView};
 
@@ -66,6 +68,7 @@ fn may_notify(principal: &Principal, party: &str) -> Result<bool, ApiError> {
 pub async fn create_signatory(
     context: web::Data<Arc<HubContext>>,
     principal: Principal,
+    meta: RequestMeta,
     body: web::Json<CreateSignatory>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -131,6 +134,11 @@ pub async fn create_signatory(
             ))
         })?;
     refresh(&context).await;
+    audit::record(
+        &context,
+        audit::register_change("register.signatory_recorded", &principal, &meta, &stored),
+    )
+    .await?;
     tracing::info!(signatory.id = %stored.signatory_id, party.code = %stored.party, status = %stored.status, "signatory recorded");
     Ok(HttpResponse::Created().json(SignatoryView::from(stored)))
 }
@@ -158,6 +166,7 @@ fn is_late(effective: DateTime<Utc>, notified: DateTime<Utc>) -> bool {
 pub async fn approve_signatory(
     context: web::Data<Arc<HubContext>>,
     principal: Principal,
+    meta: RequestMeta,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     if !principal.roles.contains(&Role::Secretariat) {
@@ -180,6 +189,11 @@ pub async fn approve_signatory(
         other => ApiError::from(other),
     })?;
     refresh(&context).await;
+    audit::record(
+        &context,
+        audit::register_change("register.signatory_approved", &principal, &meta, &approved),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(SignatoryView::from(approved)))
 }
 
@@ -202,6 +216,7 @@ pub async fn approve_signatory(
 pub async fn remove_signatory(
     context: web::Data<Arc<HubContext>>,
     principal: Principal,
+    meta: RequestMeta,
     path: web::Path<Uuid>,
     body: web::Json<RemoveSignatory>,
 ) -> Result<HttpResponse, ApiError> {
@@ -252,6 +267,11 @@ pub async fn remove_signatory(
     };
     let stored = store::insert(&mut connection, &record).await?;
     refresh(&context).await;
+    audit::record(
+        &context,
+        audit::register_change("register.signatory_removed", &principal, &meta, &stored),
+    )
+    .await?;
     tracing::info!(signatory.id = %stored.signatory_id, party.code = %stored.party, effective_at = %effective, "signatory removed");
     Ok(HttpResponse::Ok().json(SignatoryView::from(stored)))
 }
