@@ -16,12 +16,12 @@ use epix_tests::{TestEnv, permit_json};
 use crate::support::init_logging;
 
 /// A key and certificate made by the openssl CLI.
-struct Credentials {
+pub(crate) struct Credentials {
     key: PathBuf,
     cert: PathBuf,
 }
 
-fn openssl_credentials(dir: &Path, name: &str, country: &str) -> Credentials {
+pub(crate) fn openssl_credentials(dir: &Path, name: &str, country: &str) -> Credentials {
     let key = dir.join(format!("{name}.key.pem"));
     let cert = dir.join(format!("{name}.cert.pem"));
     let status = Command::new("openssl")
@@ -52,14 +52,14 @@ fn openssl_credentials(dir: &Path, name: &str, country: &str) -> Credentials {
     Credentials { key, cert }
 }
 
-fn signer(credentials: &Credentials) -> Signer {
+pub(crate) fn signer(credentials: &Credentials) -> Signer {
     Signer::new(
         SigningKey::from_pem_files(&credentials.key, &credentials.cert)
             .expect("key and certificate load"),
     )
 }
 
-async fn register(
+pub(crate) async fn register(
     hub: &Hub,
     token: &str,
     party: &str,
