@@ -6,7 +6,8 @@ use std::sync::Arc;
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::scoped_futures::ScopedFutureExt;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use epix_shared::PartyCode;
 use epix_shared::audit::AuditRecord;
 use serde::{Deserialize, Serialize};
@@ -368,36 +369,45 @@ pub async fn put_annual_report(
     }
     let now = context.clock.now();
     let mut connection = context.pool.get().await?;
-    let stored: AnnualReport = diesel::insert_into(annual_reports::table)
-        .values((
-            annual_reports::party.eq(&party),
-            annual_reports::year.eq(year),
-            annual_reports::received_on.eq(received_on),
-            annual_reports::recorded_by.eq(&principal.username),
-            annual_reports::recorded_at.eq(now),
-        ))
-        .on_conflict((annual_reports::party, annual_reports::year))
-        .do_update()
-        .set((
-            annual_reports::received_on.eq(received_on),
-            annual_reports::recorded_by.eq(&principal.username),
-            annual_reports::recorded_at.eq(now),
-        ))
-        .returning(AnnualReport::as_returning())
-        .get_result(&mut connection)
-        .await
-        .map_err(|error| match error {
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::ForeignKeyViolation,
-                _,
-            ) => ApiError::bad_request(format!("code: no Party {party} is registered")),
-            other => ApiError::from(other),
-        })?;
-    let event = Event::by_user("annual_report.recorded", &principal, &meta, now)
+    let mut event = Event::by_user("annual_report.recorded", &principal, &meta, now)
         .details(serde_json::json!({"party": party, "year": year, "received_on": received_on}));
-    let mut event = event;
-    event.addressee = Some(party);
-    audit::record(&mut connection, vec![event]).await?;
+    event.addressee = Some(party.clone());
+    let username = &principal.username;
+    let party = &party;
+    let stored = connection
+        .transaction::<_, ApiError, _>(|connection| {
+            async move {
+                let stored: AnnualReport = diesel::insert_into(annual_reports::table)
+                    .values((
+                        annual_reports::party.eq(party),
+                        annual_reports::year.eq(year),
+                        annual_reports::received_on.eq(received_on),
+                        annual_reports::recorded_by.eq(username),
+                        annual_reports::recorded_at.eq(now),
+                    ))
+                    .on_conflict((annual_reports::party, annual_reports::year))
+                    .do_update()
+                    .set((
+                        annual_reports::received_on.eq(received_on),
+                        annual_reports::recorded_by.eq(username),
+                        annual_reports::recorded_at.eq(now),
+                    ))
+                    .returning(AnnualReport::as_returning())
+                    .get_result(connection)
+                    .await
+                    .map_err(|error| match error {
+                        diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                            _,
+                        ) => ApiError::bad_request(format!("code: no Party {party} is registered")),
+                        other => ApiError::from(other),
+                    })?;
+                audit::append(connection, vec![event]).await?;
+                Ok(stored)
+            }
+            .scope_boxed()
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(stored))
 }
 
@@ -456,28 +466,38 @@ pub async fn place_hold(
     }
     let now = context.clock.now();
     let mut connection = context.pool.get().await?;
-    let placed: Option<LegalHold> = diesel::insert_into(legal_holds::table)
-        .values((
-            legal_holds::issuing_country.eq(&country),
-            legal_holds::permit_number.eq(&number),
-            legal_holds::reason.eq(&body.reason),
-            legal_holds::placed_by.eq(&principal.username),
-            legal_holds::placed_at.eq(now),
-        ))
-        .on_conflict_do_nothing()
-        .returning(LegalHold::as_returning())
-        .get_result(&mut connection)
-        .await
-        .optional()?;
-    let Some(placed) = placed else {
-        return Err(ApiError::Conflict(format!(
-            "permit {number:?} of {country} is already on legal hold"
-        )));
-    };
     let event = Event::by_user("permit.hold_placed", &principal, &meta, now)
         .permit(&country, &number, None)
         .details(serde_json::json!({"reason": body.reason}));
-    audit::record(&mut connection, vec![event]).await?;
+    let (username, country, number) = (&principal.username, &country, &number);
+    let reason = &body.reason;
+    let placed = connection
+        .transaction::<_, ApiError, _>(|connection| {
+            async move {
+                let placed: Option<LegalHold> = diesel::insert_into(legal_holds::table)
+                    .values((
+                        legal_holds::issuing_country.eq(country),
+                        legal_holds::permit_number.eq(number),
+                        legal_holds::reason.eq(reason),
+                        legal_holds::placed_by.eq(username),
+                        legal_holds::placed_at.eq(now),
+                    ))
+                    .on_conflict_do_nothing()
+                    .returning(LegalHold::as_returning())
+                    .get_result(connection)
+                    .await
+                    .optional()?;
+                let Some(placed) = placed else {
+                    return Err(ApiError::Conflict(format!(
+                        "permit {number:?} of {country} is already on legal hold"
+                    )));
+                };
+                audit::append(connection, vec![event]).await?;
+                Ok(placed)
+            }
+            .scope_boxed()
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(placed))
 }
 
@@ -507,23 +527,33 @@ pub async fn lift_hold(
     let (country, number) = path.into_inner();
     let country = parse_party("country", &country)?.to_string();
     let mut connection = context.pool.get().await?;
-    let lifted: Option<LegalHold> = diesel::delete(legal_holds::table.find((&country, &number)))
-        .returning(LegalHold::as_returning())
-        .get_result(&mut connection)
-        .await
-        .optional()?;
-    let Some(lifted) = lifted else {
-        return Err(ApiError::NotFound(format!(
-            "permit {number:?} of {country} is not on legal hold"
-        )));
-    };
     let event = Event::by_user("permit.hold_lifted", &principal, &meta, context.clock.now())
-        .permit(&country, &number, None)
-        .details(serde_json::json!({
-            "reason": lifted.reason,
-            "placed_by": lifted.placed_by,
-            "placed_at": lifted.placed_at,
-        }));
-    audit::record(&mut connection, vec![event]).await?;
+        .permit(&country, &number, None);
+    let (country, number) = (&country, &number);
+    connection
+        .transaction::<_, ApiError, _>(|connection| {
+            async move {
+                let lifted: Option<LegalHold> =
+                    diesel::delete(legal_holds::table.find((country, number)))
+                        .returning(LegalHold::as_returning())
+                        .get_result(connection)
+                        .await
+                        .optional()?;
+                let Some(lifted) = lifted else {
+                    return Err(ApiError::NotFound(format!(
+                        "permit {number:?} of {country} is not on legal hold"
+                    )));
+                };
+                let event = event.details(serde_json::json!({
+                    "reason": lifted.reason,
+                    "placed_by": lifted.placed_by,
+                    "placed_at": lifted.placed_at,
+                }));
+                audit::append(connection, vec![event]).await?;
+                Ok(())
+            }
+            .scope_boxed()
+        })
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
