@@ -25,6 +25,9 @@ use super::{ActorKind, Event};
 /// Years an event, and a permit past its later date, are kept.
 pub const RETENTION_YEARS: u32 = 5;
 
+/// Key of the advisory lock that one purge transaction holds at a time ("EPIXAUDT").
+const PURGE_LOCK_KEY: i64 = 0x4550_4958_4155_4454;
+
 /// Events deleted per transaction; the job repeats until nothing is left to delete.
 const PURGE_CHUNK: i64 = 10_000;
 
@@ -107,6 +110,11 @@ async fn purge_chunk(
     connection
         .transaction::<_, PurgeError, _>(|connection| {
             async move {
+                // Replicas run the job at once; the second waits here and then finds
+                // nothing left to delete, instead of failing on the first one's stubs.
+                diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PURGE_LOCK_KEY})"))
+                    .execute(connection)
+                    .await?;
                 let cutoff = years_before(as_of, RETENTION_YEARS);
                 let expired: Vec<AuditRow> = diesel::sql_query(SELECT_EXPIRED)
                     .bind::<Timestamptz, _>(cutoff)
