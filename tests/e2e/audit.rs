@@ -112,17 +112,25 @@ async fn router_events_name_spoke_and_headers() {
         .expect("sent");
     receipts_until(&mut receipts, amended_id, ReceiptStatus::Accepted).await;
 
-    let unsupported_number = "26CH/A/0002";
-    let mut cancelled = Outgoing::unchecked(
-        permit_json("CH", "DE", unsupported_number),
-        "application/json",
-        MessageType::PermitCancelled,
-        "DE".parse().expect("code"),
-    );
-    cancelled.issuing_country = Some("CH".to_owned());
-    cancelled.document_number = Some(unsupported_number.to_owned());
-    let cancelled_id = sender.send(cancelled).await.expect("sent");
-    receipts_until(&mut receipts, cancelled_id, ReceiptStatus::Rejected).await;
+    // Types the hub does not accept yet are recorded as submitted and rejected.
+    let unsupported = [
+        (MessageType::PermitCancelled, "26CH/A/0002"),
+        (MessageType::PermitReplaced, "26CH/A/0003"),
+        (MessageType::PermitEndorsed, "26CH/A/0004"),
+        (MessageType::PermitImportConfirmed, "26CH/A/0005"),
+    ];
+    for (message_type, unsupported_number) in unsupported {
+        let mut outgoing = Outgoing::unchecked(
+            permit_json("CH", "DE", unsupported_number),
+            "application/json",
+            message_type,
+            "DE".parse().expect("code"),
+        );
+        outgoing.issuing_country = Some("CH".to_owned());
+        outgoing.document_number = Some(unsupported_number.to_owned());
+        let message_id = sender.send(outgoing).await.expect("sent");
+        receipts_until(&mut receipts, message_id, ReceiptStatus::Rejected).await;
+    }
 
     let delivered = next_delivery(&mut inbox).await;
     assert_eq!(delivered.correlation_id, Some(issued_id));
@@ -196,20 +204,24 @@ async fn router_events_name_spoke_and_headers() {
     let seqs: Vec<i64> = trail.iter().map(|event| event.seq).collect();
     assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "{seqs:?}");
 
-    let rejected = permit_events(&mut connection, "CH", unsupported_number).await;
-    assert_eq!(
-        actions(&rejected),
-        ["message.submitted", "message.rejected"]
-    );
-    assert_eq!(
-        rejected[0].amqp.as_ref().map(|amqp| amqp["type"].clone()),
-        Some(serde_json::json!("permit.cancelled"))
-    );
-    assert_eq!(
-        rejected[1].details["problems"][0]["code"], "message_type_unsupported",
-        "{:?}",
-        rejected[1]
-    );
+    for (message_type, unsupported_number) in unsupported {
+        let rejected = permit_events(&mut connection, "CH", unsupported_number).await;
+        assert_eq!(
+            actions(&rejected),
+            ["message.submitted", "message.rejected"],
+            "{message_type:?}"
+        );
+        assert_eq!(
+            rejected[0].amqp.as_ref().map(|amqp| amqp["type"].clone()),
+            Some(serde_json::json!(message_type.as_str()))
+        );
+        assert_eq!(rejected[0].actor_party.as_deref(), Some("CH"));
+        assert_eq!(
+            rejected[1].details["problems"][0]["code"], "message_type_unsupported",
+            "{:?}",
+            rejected[1]
+        );
+    }
 
     // The timeline, with the `/` of the number unencoded, encoded, and as a parameter.
     for path in [
