@@ -457,6 +457,20 @@ async fn api_actions_are_audited_with_request() {
         .expect("answers");
     assert_eq!(lifted.status(), 204);
 
+    for action in ["unlock", "clients"] {
+        let response = client
+            .post(format!("{base}/v1/users/ch-admin/{action}"))
+            .bearer_auth(&secretariat)
+            .send()
+            .await
+            .expect("answers");
+        assert!(
+            response.status().is_success(),
+            "{action}: {}",
+            response.status()
+        );
+    }
+
     let removal = client
         .post(format!("{base}/v1/users/de-customs/removal"))
         .bearer_auth(&secretariat)
@@ -505,6 +519,13 @@ async fn api_actions_are_audited_with_request() {
     assert_eq!(placed.permit_number.as_deref(), Some("26CH/X/9"));
     assert_eq!(placed.details["reason"], "court case 12/2026");
     find("permit.hold_lifted", "inspector");
+    let unlocked = find("user.unlocked", "registrar");
+    assert_eq!(unlocked.details["user"], "ch-admin");
+    let api_client = find("user.client_created", "registrar");
+    assert!(
+        api_client.details["client_id"].is_string(),
+        "{api_client:?}"
+    );
     let revoked = find("user.removed", "registrar");
     assert_eq!(revoked.details["user"], "de-customs");
     assert_eq!(revoked.details["reason"], "moved to another post");
