@@ -109,13 +109,13 @@ impl Principal {
         parties.into_iter().any(|party| party == own)
     }
 
-    /// The Party whose audit events this caller is limited to; `None` for callers who see
-    /// every Party's events. Call only after checking [`AUDIT_READERS`].
+    /// Returns the Party whose audit events this caller is limited to, or `None` for
+    /// callers who read every Party's events. Call only after checking [`AUDIT_READERS`].
     pub fn audit_scope(&self) -> Option<&str> {
         if self.is_global() {
             None
         } else {
-            // A user without a Party and without a global role sees nothing.
+            // A user without a Party and without a global role matches no event.
             Some(self.party.as_deref().unwrap_or(""))
         }
     }

@@ -36,8 +36,8 @@ pub fn pool(database_url: &str, size: usize) -> Result<DbPool, DbError> {
     pool_with_role(database_url, size, None)
 }
 
-/// Builds the connection pool; with `role`, each connection runs `SET ROLE role` once
-/// opened, so the hub works with that role's rights (the login role must be a member).
+/// Builds the connection pool. With `role`, each connection runs `SET ROLE role` once
+/// opened, so the hub works with that role's rights. The login role must be a member.
 pub fn pool_with_role(
     database_url: &str,
     size: usize,

@@ -45,7 +45,7 @@ pub async fn store_batch(
         .await
 }
 
-/// A message that an acknowledgement of this batch answers.
+/// A message that an acknowledgement of this batch names as its correlation id.
 #[derive(QueryableByName)]
 pub(crate) struct Original {
     #[diesel(sql_type = SqlUuid)]
