@@ -189,7 +189,14 @@ async fn acknowledge_everything(spoke: Arc<Spoke>) -> anyhow::Result<()> {
                 let delivered = delivered?;
                 let spoke = spoke.clone();
                 let acknowledgement = acknowledgement.clone();
-                pending.push(async move { spoke.acknowledge(&delivered, &acknowledgement).await });
+                pending.push(async move {
+                    // Register broadcasts are removed, not acknowledged to the hub.
+                    if delivered.is_broadcast() {
+                        spoke.settle_broadcast(&delivered).await
+                    } else {
+                        spoke.acknowledge(&delivered, &acknowledgement).await
+                    }
+                });
             }
             Some(result) = pending.next(), if !pending.is_empty() => result?,
         }

@@ -84,9 +84,9 @@ pub struct Config {
     pub login_max_failures: u32,
     /// How long a locked account stays locked (`EPIX_LOGIN_LOCKOUT_SECONDS`).
     pub login_lockout: Duration,
-    /// Reject permits without a signature (`EPIX_REQUIRE_SIGNATURES`); when off, an
-    /// unsigned permit passes with a `signature_missing` warning. A signature that is
-    /// present is always verified.
+    /// Reject permits without a signature (`EPIX_REQUIRE_SIGNATURES`, on by default); when
+    /// off, an unsigned permit passes with a `signature_missing` warning. A signature that
+    /// is present is always verified.
     pub require_signatures: bool,
     /// Database role the hub's pooled connections switch to with SET ROLE
     /// (`EPIX_DATABASE_ROLE`), such as `epix_hub_app`; unset keeps the login role.
@@ -156,7 +156,7 @@ impl Config {
             audit_archive_dir: lookup("EPIX_AUDIT_ARCHIVE_DIR")
                 .filter(|dir| !dir.is_empty())
                 .map(std::path::PathBuf::from),
-            require_signatures: match env.text("EPIX_REQUIRE_SIGNATURES", "false").as_str() {
+            require_signatures: match env.text("EPIX_REQUIRE_SIGNATURES", "true").as_str() {
                 "true" => true,
                 "false" => false,
                 other => {

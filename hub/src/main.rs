@@ -40,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         command: PartyCommand,
     },
+    /// Keep the register of signatories as the Secretariat.
+    Signatory {
+        #[command(subcommand)]
+        command: SignatoryCommand,
+    },
     /// Manage users of the HTTP API.
     User {
         #[command(subcommand)]
@@ -108,6 +113,44 @@ enum UserCommand {
         #[arg(long)]
         party: Option<PartyCode>,
     },
+}
+
+#[derive(Subcommand)]
+enum SignatoryCommand {
+    /// Put a person empowered to sign permits on the register, approved at once.
+    Add {
+        /// The signatory's Party, such as CH.
+        #[arg(long)]
+        party: PartyCode,
+        /// The person's full name.
+        #[arg(long)]
+        name: String,
+        /// The person's title, such as Head of CITES permits.
+        #[arg(long)]
+        title: Option<String>,
+        /// The signer's X.509 certificate (PEM or DER file).
+        #[arg(long)]
+        cert: std::path::PathBuf,
+        /// When the empowerment took effect (RFC 3339).
+        #[arg(long)]
+        from: chrono::DateTime<chrono::Utc>,
+        /// When the Party notified the change (RFC 3339); now when omitted.
+        #[arg(long)]
+        notified_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Remove a signatory from a time on: what they signed before stays valid.
+    Remove {
+        /// The signatory's id, as `signatory list` shows it.
+        signatory_id: uuid::Uuid,
+        /// Why the signatory is removed.
+        #[arg(long)]
+        reason: String,
+        /// When the removal takes effect (RFC 3339); now when omitted.
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Print the current register, one signatory a line.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -205,6 +248,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Party { command } => party(config, command).await,
         Command::User { command } => user(config, command).await,
         Command::Audit { command } => audit(config, command).await,
+        Command::Signatory { command } => signatory(config, command).await,
         Command::Openapi { .. } | Command::TokenKey { .. } => Ok(()),
     }
 }
@@ -339,6 +383,106 @@ async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {
         }
         AuditCommand::VerifyFile { .. } => Ok(()),
     }
+}
+
+/// The register keeper at the command line acts as the Secretariat, named by the
+/// operating-system user for the register's records.
+fn operator() -> auth::Principal {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    auth::Principal {
+        username: format!("epix-hub:{user}"),
+        full_name: format!("epix-hub command line ({user})"),
+        party: None,
+        roles: vec![auth::Role::Secretariat],
+        client_id: None,
+    }
+}
+
+/// Appends the audit event of a register change made at the command line.
+async fn record_register_change(
+    context: &epix_hub::HubContext,
+    action: &str,
+    record: &epix_hub::register::store::SignatoryRecord,
+) -> anyhow::Result<()> {
+    let meta = epix_hub::audit::RequestMeta::default();
+    let event = http::audit::register_change(action, &operator(), &meta, record);
+    http::audit::record(context, event)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot record the audit event: {error}"))
+}
+
+async fn signatory(config: Config, command: SignatoryCommand) -> anyhow::Result<()> {
+    let hub = epix_hub::AdminContext::connect(config).await?;
+    let context = hub.context();
+    let print = |record: &epix_hub::register::store::SignatoryRecord| {
+        println!(
+            "{}\t{}\t{}\tfrom {}\tuntil {}\tversion {}",
+            record.signatory_id,
+            record.party,
+            record.full_name,
+            record.empowered_from.to_rfc3339(),
+            record
+                .empowered_until
+                .map_or_else(|| "-".to_owned(), |until| until.to_rfc3339()),
+            record
+                .register_version
+                .map_or_else(|| "-".to_owned(), |version| version.to_string()),
+        );
+    };
+    match command {
+        SignatoryCommand::Add {
+            party,
+            name,
+            title,
+            cert,
+            from,
+            notified_at,
+        } => {
+            let bytes =
+                std::fs::read(&cert).with_context(|| format!("cannot read {}", cert.display()))?;
+            let certificate =
+                match epix_shared::signature::ParsedCertificate::from_pem_or_der(&bytes) {
+                    Ok(parsed) => String::from_utf8(parsed.x509().to_pem()?)?,
+                    Err(error) => anyhow::bail!("{} is not a certificate: {error}", cert.display()),
+                };
+            let body = http::signatories::CreateSignatory {
+                party: party.to_string(),
+                full_name: name,
+                title,
+                certificate,
+                empowered_from: from,
+                notified_at,
+            };
+            let stored = http::signatories::record_signatory(context, &operator(), body)
+                .await
+                .map_err(|error| anyhow::anyhow!("cannot record the signatory: {error}"))?;
+            record_register_change(context, "register.signatory_recorded", &stored).await?;
+            print(&stored);
+        }
+        SignatoryCommand::Remove {
+            signatory_id,
+            reason,
+            at,
+        } => {
+            let body = http::signatories::RemoveSignatory {
+                effective_at: at,
+                reason,
+            };
+            let stored =
+                http::signatories::record_removal(context, &operator(), signatory_id, &body)
+                    .await
+                    .map_err(|error| anyhow::anyhow!("cannot remove the signatory: {error}"))?;
+            record_register_change(context, "register.signatory_removed", &stored).await?;
+            print(&stored);
+        }
+        SignatoryCommand::List => {
+            let mut connection = context.pool.get().await?;
+            for record in epix_hub::register::store::current_records(&mut connection).await? {
+                print(&record);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn token_key(command: &TokenKeyCommand) -> anyhow::Result<()> {

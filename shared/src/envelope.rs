@@ -87,10 +87,16 @@ pub enum MessageType {
     /// Sent by the hub to the sender: every receipt type travels under this one.
     #[serde(rename = "receipt")]
     Receipt,
+    /// Broadcast by the hub to every inbox: one change to the register of signatories.
+    #[serde(rename = "register.signatory-changed")]
+    RegisterSignatoryChanged,
+    /// Broadcast by the hub to every inbox: a user whose API access was revoked.
+    #[serde(rename = "register.user-revoked")]
+    RegisterUserRevoked,
 }
 
 impl MessageType {
-    pub const ALL: [MessageType; 8] = [
+    pub const ALL: [MessageType; 10] = [
         Self::PermitIssued,
         Self::PermitAmended,
         Self::PermitCancelled,
@@ -99,6 +105,8 @@ impl MessageType {
         Self::PermitImportConfirmed,
         Self::ReceiptAcknowledged,
         Self::Receipt,
+        Self::RegisterSignatoryChanged,
+        Self::RegisterUserRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,12 +119,19 @@ impl MessageType {
             Self::PermitImportConfirmed => "permit.import-confirmed",
             Self::ReceiptAcknowledged => "receipt.acknowledged",
             Self::Receipt => "receipt",
+            Self::RegisterSignatoryChanged => "register.signatory-changed",
+            Self::RegisterUserRevoked => "register.user-revoked",
         }
     }
 
     /// Whether the body of this type is a permit document that the hub stores and delivers.
     pub fn is_document(self) -> bool {
         self.as_str().starts_with("permit.")
+    }
+
+    /// Whether only the hub sends this type, as a broadcast to every inbox.
+    pub fn is_broadcast(self) -> bool {
+        self.as_str().starts_with("register.")
     }
 }
 
@@ -129,7 +144,7 @@ impl fmt::Display for MessageType {
 /// Returned for a `type` property that names no [`MessageType`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown message type {0:?}: expected one of permit.issued, permit.amended, permit.cancelled, permit.replaced, permit.endorsed, permit.import-confirmed, receipt.acknowledged"
+    "unknown message type {0:?}: expected one of permit.issued, permit.amended, permit.cancelled, permit.replaced, permit.endorsed, permit.import-confirmed, receipt.acknowledged, receipt, register.signatory-changed, register.user-revoked"
 )]
 pub struct UnknownMessageType(pub String);
 

@@ -8,6 +8,7 @@ pub mod permit;
 pub mod problem;
 pub mod receipt;
 pub mod signature;
+pub mod trust;
 
 pub use party::PartyCode;
 pub use problem::{ErrorCode, Problem};

@@ -26,7 +26,11 @@ pub fn write_delivery(dir: &Path, delivered: &Delivered) -> Result<PathBuf, Spok
     write_atomically(dir, &format!("{stem}.{extension}"), &delivered.body)
 }
 
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, SpokeError> {
+pub(crate) fn write_atomically(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<PathBuf, SpokeError> {
     let target = dir.join(name);
     let failed = |source| SpokeError::Write {
         path: target.display().to_string(),

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod inbox;
+pub mod trust;
 
 use epix_shared::envelope::{
     Acknowledgement, HEADER_ADDRESSEE, HEADER_DOCUMENT_NUMBER, HEADER_ISSUING_COUNTRY,
@@ -346,6 +347,17 @@ impl Spoke {
         Ok(())
     }
 
+    /// Removes a hub broadcast from the inbox once it is handled. Broadcasts get no
+    /// acknowledgement message: the hub does not track them per Party.
+    pub async fn settle_broadcast(&self, delivered: &Delivered) -> Result<(), SpokeError> {
+        delivered
+            .delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await?;
+        Ok(())
+    }
+
     pub async fn close(self) -> Result<(), SpokeError> {
         self.connection.close(200, "spoke closing".into()).await?;
         Ok(())
@@ -364,6 +376,10 @@ pub struct Delivered {
     pub issuing_country: Option<String>,
     pub document_number: Option<String>,
     pub tracking_id: Option<String>,
+    /// The detached JWS of the signer (a document's signatory, or the hub for a broadcast).
+    pub signature: Option<String>,
+    /// On a `register.signatory-changed` broadcast: the register version it carries.
+    pub register_version: Option<String>,
     pub redelivered: bool,
     pub body: Vec<u8>,
     delivery: Delivery,
@@ -395,10 +411,22 @@ impl Delivered {
             issuing_country: text(HEADER_ISSUING_COUNTRY),
             document_number: text(HEADER_DOCUMENT_NUMBER),
             tracking_id: text(HEADER_TRACKING_ID),
+            signature: text(HEADER_SIGNATURE),
+            register_version: text(epix_shared::trust::HEADER_REGISTER_VERSION),
             redelivered: delivery.redelivered,
             body: delivery.data.clone(),
             delivery,
         }
+    }
+
+    /// The message type, if it names one this client knows.
+    pub fn kind(&self) -> Option<MessageType> {
+        self.message_type.as_deref()?.parse().ok()
+    }
+
+    /// Whether this is a hub broadcast (`register.*`) rather than a document.
+    pub fn is_broadcast(&self) -> bool {
+        self.kind().is_some_and(MessageType::is_broadcast)
     }
 
     /// The envelope as JSON, as `receive` stores it beside the document.

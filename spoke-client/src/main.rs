@@ -12,6 +12,7 @@ use epix_shared::permit::check_document;
 use epix_shared::signature::keygen::{self as keys, KeySpec, SubjectName};
 use epix_shared::signature::{Signer, SigningKey};
 use epix_shared::{PartyCode, ReceiptStatus};
+use epix_spoke::trust::{BroadcastOutcome, Credentials, HubApi, TrustKeeper, TrustKeeperError};
 use epix_spoke::{Outgoing, Spoke, SpokeConfig, write_delivery};
 use uuid::Uuid;
 
@@ -24,7 +25,7 @@ struct Cli {
     /// This Party's ISO 3166-1 alpha-2 code, such as CH.
     #[arg(long, env = "EPIX_PARTY", global = true)]
     party: Option<PartyCode>,
-    /// Base URL of the hub's HTTP API, for `status`.
+    /// Base URL of the hub's HTTP API, for `status` and the trust list.
     #[arg(
         long,
         env = "EPIX_HUB_URL",
@@ -34,6 +35,35 @@ struct Cli {
     hub_url: String,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Credentials for the hub's HTTP API, which `receive` uses to fetch the trust list.
+#[derive(clap::Args)]
+struct ApiCredentials {
+    /// An API client of an authority user of this Party.
+    #[arg(long, env = "EPIX_CLIENT_ID")]
+    client_id: Option<String>,
+    /// The API client's secret.
+    #[arg(
+        long,
+        env = "EPIX_CLIENT_SECRET",
+        hide_env_values = true,
+        requires = "client_id"
+    )]
+    client_secret: Option<String>,
+    /// A bearer token, instead of client credentials.
+    #[arg(long = "token", env = "EPIX_HUB_TOKEN", hide_env_values = true)]
+    hub_token: Option<String>,
+}
+
+impl ApiCredentials {
+    fn credentials(self) -> Option<Credentials> {
+        match (self.client_id, self.client_secret, self.hub_token) {
+            (Some(id), Some(secret), _) => Some(Credentials::Client { id, secret }),
+            (_, _, Some(token)) => Some(Credentials::Token(token)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -103,6 +133,19 @@ enum Command {
         /// Stop after this many documents.
         #[arg(long)]
         count: Option<u64>,
+        /// Stop when no message arrives for this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        idle_exit: Option<u64>,
+        /// Folder of the local copy of the register of signatories; `<inbox>/.epix-trust`
+        /// when not given.
+        #[arg(long, env = "EPIX_TRUST_DIR")]
+        trust_dir: Option<PathBuf>,
+        /// Acknowledge documents without checking their signatures, and ignore register
+        /// broadcasts (for a hub that does not require signatures).
+        #[arg(long)]
+        no_verify: bool,
+        #[command(flatten)]
+        api: ApiCredentials,
     },
     /// Print a message's status and receipts as the hub records them.
     Status {
@@ -184,10 +227,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             outgoing.message_id = message_id;
             send(spoke, outgoing, no_wait, Duration::from_secs(timeout)).await
         }
-        Command::Receive { inbox, once, count } => {
+        Command::Receive {
+            inbox,
+            once,
+            count,
+            idle_exit,
+            trust_dir,
+            no_verify,
+            api,
+        } => {
+            let keeper = if no_verify {
+                None
+            } else {
+                let dir = trust_dir.unwrap_or_else(|| inbox.join(".epix-trust"));
+                let hub = HubApi::new(&cli.hub_url, api.credentials());
+                let keeper = TrustKeeper::open(&dir, Some(hub)).await.with_context(|| {
+                    format!(
+                        "cannot load the register of signatories into {}",
+                        dir.display()
+                    )
+                })?;
+                println!(
+                    "trust list at version {} with {} signatories",
+                    keeper.version(),
+                    keeper.signatories().count()
+                );
+                Some(keeper)
+            };
             let spoke = connect(cli.amqp_url, cli.party).await?;
             let limit = if once { Some(1) } else { count };
-            receive(spoke, &inbox, limit).await
+            let idle = idle_exit.map(Duration::from_secs);
+            receive(spoke, &inbox, limit, idle, keeper).await
         }
     }
 }
@@ -313,33 +383,131 @@ fn print_receipt(receipt: &epix_shared::Receipt) {
     }
 }
 
-async fn receive(spoke: Spoke, dir: &Path, limit: Option<u64>) -> anyhow::Result<ExitCode> {
+async fn receive(
+    spoke: Spoke,
+    dir: &Path,
+    limit: Option<u64>,
+    idle: Option<Duration>,
+    mut keeper: Option<TrustKeeper>,
+) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the inbox folder {}", dir.display()))?;
+    let rejected_dir = dir.join("rejected");
     let mut inbox = spoke.inbox().await?;
     let mut received = 0u64;
     while limit.is_none_or(|limit| received < limit) {
+        let wait_idle = async {
+            match idle {
+                Some(idle) => tokio::time::sleep(idle).await,
+                None => std::future::pending().await,
+            }
+        };
         let delivered = tokio::select! {
             next = inbox.next() => next?,
             _ = tokio::signal::ctrl_c() => break,
+            () = wait_idle => break,
         };
-        let path = write_delivery(dir, &delivered)?;
-        let acknowledgement = Acknowledgement {
-            outcome: AcknowledgementOutcome::Received,
-            problems: Vec::new(),
+        if delivered.is_broadcast() {
+            handle_broadcast(&spoke, keeper.as_mut(), &delivered, &rejected_dir).await?;
+            continue;
+        }
+        let verdict = match keeper.as_mut() {
+            Some(keeper) => Some(keeper.verify_document(&delivered).await),
+            None => None,
+        };
+        let (path, acknowledgement, signer) = match verdict {
+            Some(Err(problem)) => {
+                std::fs::create_dir_all(&rejected_dir).with_context(|| {
+                    format!("cannot create the folder {}", rejected_dir.display())
+                })?;
+                let path = write_delivery(&rejected_dir, &delivered)?;
+                let acknowledgement = Acknowledgement {
+                    outcome: AcknowledgementOutcome::Failed,
+                    problems: vec![problem],
+                };
+                (path, acknowledgement, None)
+            }
+            verdict => {
+                let path = write_delivery(dir, &delivered)?;
+                let acknowledgement = Acknowledgement {
+                    outcome: AcknowledgementOutcome::Received,
+                    problems: Vec::new(),
+                };
+                (path, acknowledgement, verdict.and_then(Result::ok))
+            }
         };
         spoke.acknowledge(&delivered, &acknowledgement).await?;
         received += 1;
-        println!(
-            "received {} {} from {} -> {}",
+        let what = format!(
+            "{} {} from {}",
             delivered.message_type.as_deref().unwrap_or("?"),
             delivered.document_number.as_deref().unwrap_or("?"),
             delivered.sender.as_deref().unwrap_or("?"),
-            path.display()
         );
+        match (acknowledgement.outcome, signer) {
+            (AcknowledgementOutcome::Failed, _) => {
+                println!("refused {what} -> {}", path.display());
+                for problem in &acknowledgement.problems {
+                    println!("  - {problem}");
+                }
+            }
+            (_, Some(signer)) => println!(
+                "received {what}, signed by {} at {} -> {}",
+                signer.full_name,
+                signer.signed_at.to_rfc3339(),
+                path.display()
+            ),
+            (_, None) => println!("received {what} -> {}", path.display()),
+        }
     }
     let _ = spoke.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Applies a register broadcast. One that fails its checks is kept in `rejected` and
+/// removed from the inbox; one that cannot be applied now (the hub is unreachable for
+/// missing versions) stops `receive` and stays in the inbox.
+async fn handle_broadcast(
+    spoke: &Spoke,
+    keeper: Option<&mut TrustKeeper>,
+    delivered: &epix_spoke::Delivered,
+    rejected_dir: &Path,
+) -> anyhow::Result<()> {
+    let Some(keeper) = keeper else {
+        spoke.settle_broadcast(delivered).await?;
+        return Ok(());
+    };
+    match keeper.handle_broadcast(delivered).await {
+        Ok(BroadcastOutcome::RegisterUpdated { version }) => {
+            println!("register updated to version {version}");
+        }
+        Ok(BroadcastOutcome::AlreadyHeld { version }) => {
+            println!("register change {version} already held");
+        }
+        Ok(BroadcastOutcome::UserRevoked(revocation)) => println!(
+            "user {} of {} revoked at {}",
+            revocation.username,
+            revocation.party.as_deref().unwrap_or("the Secretariat"),
+            revocation.removed_at.to_rfc3339()
+        ),
+        Err(error @ (TrustKeeperError::Refused(_) | TrustKeeperError::Unreadable(_))) => {
+            std::fs::create_dir_all(rejected_dir)
+                .with_context(|| format!("cannot create the folder {}", rejected_dir.display()))?;
+            let path = write_delivery(rejected_dir, delivered)?;
+            eprintln!(
+                "warning: refused a {} broadcast ({error}); kept in {}",
+                delivered.message_type.as_deref().unwrap_or("?"),
+                path.display()
+            );
+        }
+        Err(error) => {
+            return Err(anyhow::Error::new(error).context(
+                "cannot apply a register broadcast; it stays in the inbox until receive runs again",
+            ));
+        }
+    }
+    spoke.settle_broadcast(delivered).await?;
+    Ok(())
 }
 
 async fn status(hub_url: &str, message_id: Uuid, token: &str) -> anyhow::Result<ExitCode> {

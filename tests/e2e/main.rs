@@ -9,3 +9,4 @@ mod rejection;
 mod routing;
 mod signatures;
 mod support;
+mod trust;

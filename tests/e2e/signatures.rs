@@ -17,8 +17,8 @@ use crate::support::init_logging;
 
 /// A key and certificate made by the openssl CLI.
 pub(crate) struct Credentials {
-    key: PathBuf,
-    cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) cert: PathBuf,
 }
 
 pub(crate) fn openssl_credentials(dir: &Path, name: &str, country: &str) -> Credentials {

@@ -105,6 +105,9 @@ impl TestEnv {
             ("EPIX_OUTBOX_SWEEP_MS", "200".to_owned()),
             ("EPIX_JWT_SIGNING_KEY", self.token_key.clone()),
             ("EPIX_JWT_ISSUER", TEST_ISSUER.to_owned()),
+            // Most tests exercise routing with unsigned permits; those about signatures
+            // turn the requirement on.
+            ("EPIX_REQUIRE_SIGNATURES", "false".to_owned()),
         ];
         Config::from_lookup(|name| {
             vars.iter()
@@ -134,6 +137,10 @@ impl TestEnv {
             ),
             ("EPIX_JWT_SIGNING_KEY".into(), self.token_key.clone()),
             ("EPIX_JWT_ISSUER".into(), TEST_ISSUER.into()),
+            (
+                "EPIX_REQUIRE_SIGNATURES".into(),
+                config.require_signatures.to_string(),
+            ),
         ]
     }
 

@@ -76,6 +76,20 @@ diesel::joinable!(permits -> messages (message_id));
 diesel::allow_tables_to_appear_in_same_query!(messages, permits, outbox);
 
 diesel::table! {
+    register_state (id) {
+        id -> Bool,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    register_broadcast (id) {
+        id -> Bool,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Int8,
         username -> Text,
@@ -91,6 +105,7 @@ diesel::table! {
         removed_at -> Nullable<Timestamptz>,
         removed_by -> Nullable<Text>,
         removal_reason -> Nullable<Text>,
+        removal_broadcast_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -71,8 +71,20 @@ pub async fn create_signatory(
     meta: RequestMeta,
     body: web::Json<CreateSignatory>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let by_secretariat = may_notify(&principal, &body.party)?;
+    let stored = record_signatory(&context, &principal, body.into_inner()).await?;
+    let event = audit::register_change("register.signatory_recorded", &principal, &meta, &stored);
+    audit::record(&context, event).await?;
+    Ok(HttpResponse::Created().json(SignatoryView::from(stored)))
+}
+
+/// Records a signatory for `principal`, as [`create_signatory`] does; for the API and the
+/// `epix-hub signatory add` command.
+pub async fn record_signatory(
+    context: &HubContext,
+    principal: &Principal,
+    body: CreateSignatory,
+) -> Result<store::SignatoryRecord, ApiError> {
+    let by_secretariat = may_notify(principal, &body.party)?;
     let now = context.clock.now();
     let info = check_certificate(body.certificate.as_bytes(), now).map_err(|problems| {
         ApiError::BadRequest {
@@ -133,14 +145,9 @@ pub async fn create_signatory(
                 "certificate {thumbprint} is already registered to a signatory"
             ))
         })?;
-    refresh(&context).await;
-    audit::record(
-        &context,
-        audit::register_change("register.signatory_recorded", &principal, &meta, &stored),
-    )
-    .await?;
+    refresh(context).await;
     tracing::info!(signatory.id = %stored.signatory_id, party.code = %stored.party, status = %stored.status, "signatory recorded");
-    Ok(HttpResponse::Created().json(SignatoryView::from(stored)))
+    Ok(stored)
 }
 
 /// A notification more than one calendar month after the change took effect is late.
@@ -220,13 +227,27 @@ pub async fn remove_signatory(
     path: web::Path<Uuid>,
     body: web::Json<RemoveSignatory>,
 ) -> Result<HttpResponse, ApiError> {
+    let stored = record_removal(&context, &principal, path.into_inner(), &body).await?;
+    let event = audit::register_change("register.signatory_removed", &principal, &meta, &stored);
+    audit::record(&context, event).await?;
+    Ok(HttpResponse::Ok().json(SignatoryView::from(stored)))
+}
+
+/// Removes a signatory for `principal`, as [`remove_signatory`] does; for the API and the
+/// `epix-hub signatory remove` command.
+pub async fn record_removal(
+    context: &HubContext,
+    principal: &Principal,
+    signatory_id: Uuid,
+    body: &RemoveSignatory,
+) -> Result<store::SignatoryRecord, ApiError> {
     let mut connection = context.pool.get().await?;
-    let current = store::current_of(&mut connection, path.into_inner())
+    let current = store::current_of(&mut connection, signatory_id)
         .await?
         .ok_or_else(|| {
             ApiError::NotFound("no signatory with this id on the register".to_owned())
         })?;
-    may_notify(&principal, &current.party)?;
+    may_notify(principal, &current.party)?;
     if body.reason.trim().is_empty() {
         return Err(ApiError::bad_request("reason: a reason is required"));
     }
@@ -266,14 +287,9 @@ pub async fn remove_signatory(
         supersedes: Some(current.id),
     };
     let stored = store::insert(&mut connection, &record).await?;
-    refresh(&context).await;
-    audit::record(
-        &context,
-        audit::register_change("register.signatory_removed", &principal, &meta, &stored),
-    )
-    .await?;
+    refresh(context).await;
     tracing::info!(signatory.id = %stored.signatory_id, party.code = %stored.party, effective_at = %effective, "signatory removed");
-    Ok(HttpResponse::Ok().json(SignatoryView::from(stored)))
+    Ok(stored)
 }
 
 /// Returns the current register: the latest approved record of every signatory.
@@ -328,6 +344,7 @@ pub async fn signatory_history(
 }
 
 async fn refresh(context: &HubContext) {
+    context.register.notify_changed();
     if let Err(error) = context.register.reload(&context.pool).await {
         tracing::warn!(%error, "cannot reload the register after a change; it reloads within 5 seconds");
     }

@@ -5,71 +5,18 @@ use std::sync::Arc;
 
 use actix_web::http::header::{ETAG, IF_NONE_MATCH};
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use chrono::{DateTime, Utc};
+use epix_shared::trust::{TYP_TRUST_LIST, TYP_TRUST_LIST_CHANGES, TrustList, TrustListChanges};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
+use utoipa::IntoParams;
 
 use super::problem::{ApiError, ProblemDetails};
 use crate::HubContext;
 use crate::auth::Principal;
-use crate::register::store::{self, SignatoryRecord};
+use crate::register::store;
 
 /// Header carrying the hub's detached JWS over the response body; its `kid` names a key of
 /// `/.well-known/jwks.json`.
 pub const SIGNATURE_HEADER: &str = "Epix-Signature";
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TrustedSignatory {
-    pub signatory_id: Uuid,
-    pub party: String,
-    pub full_name: String,
-    pub title: Option<String>,
-    /// base64url SHA-256 of the certificate (the JWS `x5t#S256`).
-    pub thumbprint: String,
-    /// The certificate, PEM.
-    pub certificate: String,
-    pub empowered_from: DateTime<Utc>,
-    pub empowered_until: Option<DateTime<Utc>>,
-    /// The register version of this record.
-    pub version: Option<i64>,
-}
-
-impl From<SignatoryRecord> for TrustedSignatory {
-    fn from(record: SignatoryRecord) -> Self {
-        let version = record.register_version;
-        let view = store::SignatoryView::from(record);
-        Self {
-            signatory_id: view.signatory_id,
-            party: view.party,
-            full_name: view.full_name,
-            title: view.title,
-            thumbprint: view.thumbprint,
-            certificate: view.certificate,
-            empowered_from: view.empowered_from,
-            empowered_until: view.empowered_until,
-            version,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TrustList {
-    /// The register version this list shows; 0 for an empty register.
-    pub version: i64,
-    pub issued_at: DateTime<Utc>,
-    pub issuer: String,
-    pub signatories: Vec<TrustedSignatory>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TrustListChanges {
-    pub since: i64,
-    pub version: i64,
-    pub issuer: String,
-    /// The records that changed the register after `since`, oldest first.
-    pub changes: Vec<TrustedSignatory>,
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ChangesQuery {
@@ -116,9 +63,9 @@ pub async fn trust_list(
         version,
         issued_at: context.clock.now(),
         issuer: context.token_keys.issuer().to_owned(),
-        signatories: records.into_iter().map(TrustedSignatory::from).collect(),
+        signatories: records.into_iter().map(store::trusted).collect(),
     };
-    signed_response(&context, &list, Some(etag))
+    signed_response(&context, &list, TYP_TRUST_LIST, Some(etag))
 }
 
 /// Returns the register changes since a version, signed by the hub.
@@ -149,21 +96,22 @@ pub async fn trust_list_changes(
         since: query.since,
         version,
         issuer: context.token_keys.issuer().to_owned(),
-        changes: changes.into_iter().map(TrustedSignatory::from).collect(),
+        changes: changes.into_iter().map(store::trusted).collect(),
     };
-    signed_response(&context, &body, None)
+    signed_response(&context, &body, TYP_TRUST_LIST_CHANGES, None)
 }
 
 fn signed_response<T: Serialize>(
     context: &HubContext,
     document: &T,
+    typ: &str,
     etag: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     let body = serde_json::to_vec(document)
         .map_err(|error| ApiError::Internal(format!("cannot serialise: {error}")))?;
     let signature = context
         .token_keys
-        .sign_detached(&body, "epix-trust-list")
+        .sign_detached(&body, typ)
         .map_err(|error| ApiError::Internal(format!("cannot sign the trust list: {error}")))?;
     let mut response = HttpResponse::Ok();
     response.insert_header((SIGNATURE_HEADER, signature));

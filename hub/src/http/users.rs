@@ -255,6 +255,7 @@ pub async fn remove_user(
         context.clock.now(),
     )
     .await?;
+    context.register.notify_changed();
     record(
         &mut connection,
         "user.removed",

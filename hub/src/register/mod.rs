@@ -3,9 +3,10 @@
 //!
 //! The current register is held in memory with each certificate parsed once, so a
 //! verification costs one signature check. It is reloaded after every change this process
-//! makes, when a thumbprint is not found (at most every 100 ms), and every 5 seconds, so
-//! changes made through another replica arrive within that time.
+//! makes, when a thumbprint is not found (at most every 100 ms), when the outbox sweeper
+//! sees a newer register version (every sweep, about once a second), and every 5 seconds.
 
+pub mod broadcast;
 pub mod store;
 
 use std::collections::HashMap;
@@ -13,9 +14,9 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use epix_shared::signature::{ParsedCertificate, parse_detached};
+use epix_shared::signature::parse_detached;
+use epix_shared::trust::check_signatory;
 use epix_shared::{ErrorCode, PartyCode, Problem};
-use uuid::Uuid;
 
 use crate::db::DbPool;
 
@@ -31,39 +32,47 @@ const RELOAD_ON_MISS_INTERVAL: Duration = Duration::from_millis(100);
 const MAX_AGE: Duration = Duration::from_secs(5);
 
 /// One signatory's current record.
-#[derive(Clone)]
-pub struct Entry {
-    pub signatory_id: Uuid,
-    pub party: String,
-    pub full_name: String,
-    pub empowered_from: DateTime<Utc>,
-    pub empowered_until: Option<DateTime<Utc>>,
-    pub certificate: ParsedCertificate,
-}
+pub use epix_shared::trust::RegisterEntry as Entry;
+/// The verified signatory of a document.
+pub use epix_shared::trust::SignedBy as Signed;
 
 #[derive(Default)]
 pub struct Register {
     state: RwLock<State>,
+    /// Woken after a change to the register or a user's removal, so the broadcaster
+    /// sends it at once.
+    changed: tokio::sync::Notify,
 }
 
 #[derive(Default)]
 struct State {
     by_thumbprint: HashMap<String, Vec<Entry>>,
+    version: i64,
     loaded_at: Option<Instant>,
 }
 
-/// The verified signatory of a document.
-#[derive(Debug, Clone)]
-pub struct Signed {
-    pub signatory_id: Uuid,
-    pub full_name: String,
-    pub signed_at: DateTime<Utc>,
-}
-
 impl Register {
+    /// Tells the broadcaster that the register or the list of removed users changed.
+    pub fn notify_changed(&self) {
+        self.changed.notify_one();
+    }
+
+    /// Waits until [`Register::notify_changed`] is called.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// The register version of the last reload.
+    pub fn loaded_version(&self) -> i64 {
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .version
+    }
+
     /// Reloads the current register from the database.
     pub async fn reload(&self, pool: &DbPool) -> Result<(), String> {
-        let entries = store::current_entries(pool).await?;
+        let (version, entries) = store::current_entries(pool).await?;
         let mut by_thumbprint: HashMap<String, Vec<Entry>> = HashMap::new();
         for entry in entries {
             by_thumbprint
@@ -76,6 +85,7 @@ impl Register {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         state.by_thumbprint = by_thumbprint;
+        state.version = version;
         state.loaded_at = Some(Instant::now());
         Ok(())
     }
@@ -142,60 +152,7 @@ impl Register {
             .with_value(signed_at.to_rfc3339())));
         }
 
-        let thumbprint = parsed.thumbprint.to_base64url();
-        let entries = self.lookup(pool, &thumbprint).await?;
-        if entries.is_empty() {
-            return Ok(Err(Problem::new(
-                ErrorCode::SignatoryUnknown,
-                "the signing certificate is not on the register of signatories",
-            )
-            .at(pointer)
-            .with_value(thumbprint)));
-        }
-        let Some(entry) = entries.iter().find(|entry| entry.party == issuer.as_str()) else {
-            return Ok(Err(Problem::new(
-                ErrorCode::SignatoryOfOtherParty,
-                format!(
-                    "the signatory belongs to {}, not to the issuing Party {issuer}",
-                    entries[0].party
-                ),
-            )
-            .at(pointer)
-            .with_value(thumbprint)));
-        };
-        if signed_at < entry.empowered_from {
-            return Ok(Err(Problem::new(
-                ErrorCode::SignatoryNotEmpowered,
-                format!(
-                    "{} was not yet empowered to sign at the signing time; empowerment starts {}",
-                    entry.full_name, entry.empowered_from
-                ),
-            )
-            .at(pointer)
-            .with_value(signed_at.to_rfc3339())));
-        }
-        if let Some(until) = entry.empowered_until
-            && signed_at >= until
-        {
-            return Ok(Err(Problem::new(
-                ErrorCode::SignatoryRevoked,
-                format!(
-                    "{} was removed from the register at {until}, before the signing time",
-                    entry.full_name
-                ),
-            )
-            .at(pointer)
-            .with_value(signed_at.to_rfc3339())));
-        }
-        // Checks the signature over the exact bytes, and the certificate's validity at the
-        // signing time.
-        if let Err(error) = parsed.verify(body, &entry.certificate) {
-            return Ok(Err(error.to_problem().at(pointer)));
-        }
-        Ok(Ok(Signed {
-            signatory_id: entry.signatory_id,
-            full_name: entry.full_name.clone(),
-            signed_at,
-        }))
+        let entries = self.lookup(pool, &parsed.thumbprint.to_base64url()).await?;
+        Ok(check_signatory(&entries, &parsed, body, issuer, &pointer))
     }
 }

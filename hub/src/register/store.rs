@@ -5,13 +5,14 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use epix_shared::signature::ParsedCertificate;
+use epix_shared::trust::TrustedSignatory;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Entry;
 use crate::db::DbPool;
-use crate::db::schema::signatories;
+use crate::db::schema::{register_state, signatories};
 
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = signatories)]
@@ -98,8 +99,26 @@ impl From<SignatoryRecord> for SignatoryView {
     }
 }
 
+/// A record as the trust list and the broadcasts show it.
+pub fn trusted(record: SignatoryRecord) -> TrustedSignatory {
+    let version = record.register_version;
+    let view = SignatoryView::from(record);
+    TrustedSignatory {
+        signatory_id: view.signatory_id,
+        party: view.party,
+        full_name: view.full_name,
+        title: view.title,
+        thumbprint: view.thumbprint,
+        certificate: view.certificate,
+        empowered_from: view.empowered_from,
+        empowered_until: view.empowered_until,
+        version,
+    }
+}
+
+// By version, not id: a pending record approved later is the later change.
 const CURRENT: &str = "SELECT DISTINCT ON (signatory_id) * FROM signatories \
-     WHERE status = 'approved' ORDER BY signatory_id, id DESC";
+     WHERE status = 'approved' ORDER BY signatory_id, register_version DESC NULLS LAST, id DESC";
 
 /// The latest approved record of every signatory.
 pub async fn current_records(
@@ -108,9 +127,22 @@ pub async fn current_records(
     diesel::sql_query(CURRENT).load(connection).await
 }
 
-pub async fn current_entries(pool: &DbPool) -> Result<Vec<Entry>, String> {
+/// The register version and the current entries, read in one transaction so they agree.
+pub async fn current_entries(pool: &DbPool) -> Result<(i64, Vec<Entry>), String> {
+    use diesel_async::scoped_futures::ScopedFutureExt;
     let mut connection = pool.get().await.map_err(|error| error.to_string())?;
-    let records = current_records(&mut connection)
+    let (version, records) = connection
+        .build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run::<_, diesel::result::Error, _>(|connection| {
+            async move {
+                let version = register_version(connection).await?;
+                let records = current_records(connection).await?;
+                Ok((version, records))
+            }
+            .scope_boxed()
+        })
         .await
         .map_err(|error| error.to_string())?;
     let mut entries = Vec::with_capacity(records.len());
@@ -129,7 +161,7 @@ pub async fn current_entries(pool: &DbPool) -> Result<Vec<Entry>, String> {
             }
         }
     }
-    Ok(entries)
+    Ok((version, entries))
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -154,26 +186,41 @@ pub struct NewRecord {
     pub supersedes: Option<i64>,
 }
 
+/// Inserts a record; an approved one takes the next register version in the same
+/// transaction.
 pub async fn insert(
     connection: &mut AsyncPgConnection,
     record: &NewRecord,
 ) -> QueryResult<SignatoryRecord> {
-    let inserted: SignatoryRecord = diesel::insert_into(signatories::table)
-        .values(record)
-        .returning(SignatoryRecord::as_returning())
-        .get_result(connection)
-        .await?;
-    if inserted.status == "approved" {
-        return take_version(connection, inserted.id).await;
-    }
-    Ok(inserted)
+    use diesel_async::AsyncConnection;
+    use diesel_async::scoped_futures::ScopedFutureExt;
+    connection
+        .transaction::<_, diesel::result::Error, _>(|connection| {
+            async move {
+                let inserted: SignatoryRecord = diesel::insert_into(signatories::table)
+                    .values(record)
+                    .returning(SignatoryRecord::as_returning())
+                    .get_result(connection)
+                    .await?;
+                if inserted.status == "approved" {
+                    return take_version(connection, inserted.id).await;
+                }
+                Ok(inserted)
+            }
+            .scope_boxed()
+        })
+        .await
 }
 
-/// Gives an approved record the next register version.
+/// Gives an approved record the next register version. Call inside the transaction that
+/// approves it: the counter row stays locked until commit, so versions commit in order and
+/// without gaps.
 async fn take_version(connection: &mut AsyncPgConnection, id: i64) -> QueryResult<SignatoryRecord> {
-    let next = diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>(
-        "nextval('register_versions')",
-    );
+    let next: i64 = diesel::update(register_state::table)
+        .set(register_state::version.eq(register_state::version + 1))
+        .returning(register_state::version)
+        .get_result(connection)
+        .await?;
     diesel::update(signatories::table.find(id))
         .set(signatories::register_version.eq(next))
         .returning(SignatoryRecord::as_returning())
@@ -183,11 +230,10 @@ async fn take_version(connection: &mut AsyncPgConnection, id: i64) -> QueryResul
 
 /// The register's current version: that of its latest change, 0 for an empty register.
 pub async fn register_version(connection: &mut AsyncPgConnection) -> QueryResult<i64> {
-    let version: Option<i64> = signatories::table
-        .select(diesel::dsl::max(signatories::register_version))
+    register_state::table
+        .select(register_state::version)
         .first(connection)
-        .await?;
-    Ok(version.unwrap_or(0))
+        .await
 }
 
 /// The approved records that changed the register after `version`, oldest first.
@@ -267,7 +313,10 @@ pub async fn current_of(
     signatories::table
         .filter(signatories::signatory_id.eq(signatory_id))
         .filter(signatories::status.eq("approved"))
-        .order(signatories::id.desc())
+        .order((
+            signatories::register_version.desc().nulls_last(),
+            signatories::id.desc(),
+        ))
         .select(SignatoryRecord::as_select())
         .first(connection)
         .await
@@ -280,20 +329,29 @@ pub async fn approve(
     by: &str,
     at: DateTime<Utc>,
 ) -> QueryResult<SignatoryRecord> {
-    let approved: SignatoryRecord = diesel::update(
-        signatories::table
-            .find(id)
-            .filter(signatories::status.eq("pending")),
-    )
-    .set((
-        signatories::status.eq("approved"),
-        signatories::approved_by.eq(by),
-        signatories::approved_at.eq(at),
-    ))
-    .returning(SignatoryRecord::as_returning())
-    .get_result(connection)
-    .await?;
-    take_version(connection, approved.id).await
+    use diesel_async::AsyncConnection;
+    use diesel_async::scoped_futures::ScopedFutureExt;
+    connection
+        .transaction::<_, diesel::result::Error, _>(|connection| {
+            async move {
+                let approved: SignatoryRecord = diesel::update(
+                    signatories::table
+                        .find(id)
+                        .filter(signatories::status.eq("pending")),
+                )
+                .set((
+                    signatories::status.eq("approved"),
+                    signatories::approved_by.eq(by),
+                    signatories::approved_at.eq(at),
+                ))
+                .returning(SignatoryRecord::as_returning())
+                .get_result(connection)
+                .await?;
+                take_version(connection, approved.id).await
+            }
+            .scope_boxed()
+        })
+        .await
 }
 
 /// Every record, newest first, optionally of one Party.

@@ -36,6 +36,9 @@ pub enum Verdict {
         /// The verified signatory; `None` for an unsigned permit where signatures are not
         /// yet required.
         signed: Option<Signed>,
+        /// The signer's detached JWS as received, passed on with the delivery so that the
+        /// addressee can check it too.
+        signature: Option<String>,
     },
     /// The addressee's acknowledgement of the delivered message `correlation_id`.
     Acknowledgement {
@@ -247,8 +250,9 @@ pub async fn classify(
                         &mut problems,
                     );
                     let mut warnings = checked.warnings;
+                    let jws = header_text(headers, HEADER_SIGNATURE);
                     let signed = check_signature(
-                        header_text(headers, HEADER_SIGNATURE).as_deref(),
+                        jws.as_deref(),
                         body,
                         checked.summary.issuing_country,
                         received_at,
@@ -266,6 +270,7 @@ pub async fn classify(
                             addressee,
                             summary: checked.summary,
                             warnings,
+                            signature: signed.as_ref().and(jws),
                             signed,
                         });
                     }
@@ -311,7 +316,9 @@ pub async fn classify(
             | MessageType::PermitReplaced
             | MessageType::PermitEndorsed
             | MessageType::PermitImportConfirmed
-            | MessageType::Receipt),
+            | MessageType::Receipt
+            | MessageType::RegisterSignatoryChanged
+            | MessageType::RegisterUserRevoked),
         ) => problems.push(
             Problem::new(
                 ErrorCode::MessageTypeUnsupported,

@@ -454,6 +454,14 @@ async fn sweeper_session(
             Err(outbox::SweepError::TimedOut) => return Err(SessionError::ConnectionLost),
             Err(error) => tracing::warn!(%error, "outbox sweep failed; retrying"),
         }
+        match crate::register::broadcast::broadcast_pending(context, &channel).await {
+            Ok(_) => {}
+            Err(crate::register::broadcast::BroadcastError::Broker(error)) => {
+                return Err(SessionError::Broker(error));
+            }
+            Err(error) => tracing::warn!(%error, "register broadcast failed; retrying"),
+        }
+        refresh_register(context).await;
         if !connection.status().connected() {
             return Err(SessionError::ConnectionLost);
         }
@@ -463,6 +471,21 @@ async fn sweeper_session(
                 return Ok(());
             }
             () = tokio::time::sleep(context.config.outbox_sweep_interval) => {}
+            () = context.register.changed() => {}
         }
+    }
+}
+
+/// Reloads the register when another replica changed it since the last reload.
+async fn refresh_register(context: &HubContext) {
+    let version = match context.pool.get().await {
+        Ok(mut connection) => crate::register::store::register_version(&mut connection).await,
+        Err(_) => return,
+    };
+    if let Ok(version) = version
+        && version != context.register.loaded_version()
+        && let Err(error) = context.register.reload(&context.pool).await
+    {
+        tracing::warn!(%error, "cannot reload the register");
     }
 }

@@ -10,8 +10,8 @@ use diesel_async::scoped_futures::ScopedFutureExt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use epix_shared::envelope::{
     AcknowledgementOutcome, DELIVERY_EXCHANGE, HEADER_ADDRESSEE, HEADER_DOCUMENT_NUMBER,
-    HEADER_ISSUING_COUNTRY, HEADER_SENDER, HEADER_TRACKING_ID, MessageType, inbox_routing_key,
-    receipt_routing_key,
+    HEADER_ISSUING_COUNTRY, HEADER_SENDER, HEADER_SIGNATURE, HEADER_TRACKING_ID, MessageType,
+    inbox_routing_key, receipt_routing_key,
 };
 use epix_shared::{ErrorCode, PartyCode, Problem, Receipt, ReceiptStatus};
 use uuid::Uuid;
@@ -474,15 +474,19 @@ fn outbox_rows_for(
             addressee,
             summary,
             warnings,
+            signature,
             ..
         } => {
-            let headers = serde_json::json!({
+            let mut headers = serde_json::json!({
                 HEADER_SENDER: sender.as_str(),
                 HEADER_ADDRESSEE: addressee.as_str(),
                 HEADER_ISSUING_COUNTRY: summary.issuing_country.as_str(),
                 HEADER_DOCUMENT_NUMBER: summary.permit_number,
                 HEADER_TRACKING_ID: record.tracking_id.to_string(),
             });
+            if let Some(signature) = signature {
+                headers[HEADER_SIGNATURE] = signature.clone().into();
+            }
             rows.push(NewOutboxRow {
                 message_id: outgoing_message_id(record.message_id, "delivery"),
                 source_message_id: Some(record.message_id),
