@@ -88,6 +88,12 @@ pub struct Config {
     /// off, an unsigned permit passes with a `signature_missing` warning. A signature that
     /// is present is always verified.
     pub require_signatures: bool,
+    /// Database role the hub's pooled connections switch to with SET ROLE
+    /// (`EPIX_DATABASE_ROLE`), such as `epix_hub_app`; unset keeps the login role.
+    pub database_role: Option<String>,
+    /// Folder where the retention job writes the audit events before deleting them
+    /// (`EPIX_AUDIT_ARCHIVE_DIR`); unset deletes without a copy.
+    pub audit_archive_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -132,7 +138,24 @@ impl Config {
         let default_prefetch = (batch_size * 2).min(u16::MAX as usize);
         let workers = env.number("EPIX_WORKERS", 4, 1, 64)?;
 
+        let database_role = lookup("EPIX_DATABASE_ROLE").filter(|role| !role.is_empty());
+        if let Some(role) = &database_role
+            && !role
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(ConfigError::Invalid {
+                name: "EPIX_DATABASE_ROLE",
+                value: role.clone(),
+                expected: "a role name of lowercase letters, digits and underscores, such as epix_hub_app",
+            });
+        }
+
         Ok(Self {
+            database_role,
+            audit_archive_dir: lookup("EPIX_AUDIT_ARCHIVE_DIR")
+                .filter(|dir| !dir.is_empty())
+                .map(std::path::PathBuf::from),
             require_signatures: match env.text("EPIX_REQUIRE_SIGNATURES", "true").as_str() {
                 "true" => true,
                 "false" => false,

@@ -2,6 +2,7 @@
 //! delivers them to the addressed Party, returns receipts, and answers customs lookups.
 
 pub mod amqp;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
@@ -58,6 +59,8 @@ pub enum StartError {
     Parties(#[from] parties::PartyError),
     #[error(transparent)]
     TokenKeys(#[from] auth::keys::KeyError),
+    #[error("cannot prepare the audit trail: {0}")]
+    Audit(String),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -88,7 +91,11 @@ fn build_context(
     config: Config,
     clock: Arc<dyn auth::Clock>,
 ) -> Result<Arc<HubContext>, StartError> {
-    let pool = db::pool(&config.database_url, config.db_pool_size)?;
+    let pool = db::pool_with_role(
+        &config.database_url,
+        config.db_pool_size,
+        config.database_role.as_deref(),
+    )?;
     let token_keys = auth::TokenKeys::new(
         config.jwt_signing_key.as_deref(),
         config.jwt_additional_keys.as_deref(),
@@ -137,6 +144,9 @@ impl Hub {
             );
         }
         let context = build_context(config, clock)?;
+        audit::prepare(&context.pool, context.clock.now())
+            .await
+            .map_err(|error| StartError::Audit(error.to_string()))?;
         declare_topology(&context).await?;
 
         let shutdown = CancellationToken::new();
@@ -149,6 +159,10 @@ impl Hub {
             shutdown.clone(),
         ));
         tasks.spawn(router::run_sweeper(context.clone(), shutdown.clone()));
+        tasks.spawn(audit::retention::run_daily(
+            context.clone(),
+            shutdown.clone(),
+        ));
 
         let (server, http_address) = start_http(context.clone())?;
         let handle = server.handle();
@@ -208,6 +222,7 @@ fn start_http(
     let data = web::Data::new(context);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(http::request_id::assign))
             .app_data(data.clone())
             .app_data(http::path_config())
             .app_data(http::query_config())

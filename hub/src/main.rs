@@ -10,6 +10,8 @@ use epix_hub::{Config, Hub, auth, db, http, parties, telemetry};
 use epix_shared::PartyCode;
 use epix_shared::permit::PartyProfile;
 
+mod audit_cli;
+
 #[derive(Parser)]
 #[command(
     name = "epix-hub",
@@ -52,6 +54,44 @@ enum Command {
     TokenKey {
         #[command(subcommand)]
         command: TokenKeyCommand,
+    },
+    /// Check, export and purge the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain in the database and report the first event that does not
+    /// verify. Exits with status 1 when the chain is broken.
+    Verify,
+    /// Write the events that occurred in [--from, --to) as JSON Lines with their hashes,
+    /// plus the events and purged stubs between them, so the lines form an unbroken run
+    /// of the chain.
+    Export {
+        /// Start of the range, RFC 3339, such as 2026-01-01T00:00:00Z.
+        #[arg(long)]
+        from: chrono::DateTime<chrono::Utc>,
+        /// End of the range (exclusive), RFC 3339.
+        #[arg(long)]
+        to: chrono::DateTime<chrono::Utc>,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Verify an export offline, by the rules the database check uses. Exits with status 1
+    /// when a line does not verify.
+    VerifyFile {
+        /// The JSON Lines file written by `audit export`.
+        file: PathBuf,
+    },
+    /// Delete the events past retention now, as the daily job inside `serve` does.
+    Purge {
+        /// Purge as of this time instead of now, RFC 3339.
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
     },
 }
 
@@ -189,6 +229,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::TokenKey { command } = &cli.command {
         return token_key(command);
     }
+    if let Command::Audit {
+        command: AuditCommand::VerifyFile { file },
+    } = &cli.command
+    {
+        return audit_cli::verify_file(file);
+    }
 
     let config = Config::from_env()?;
     telemetry::init(config.log_json);
@@ -201,6 +247,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Party { command } => party(config, command).await,
         Command::User { command } => user(config, command).await,
+        Command::Audit { command } => audit(config, command).await,
         Command::Signatory { command } => signatory(config, command).await,
         Command::Openapi { .. } | Command::TokenKey { .. } => Ok(()),
     }
@@ -295,6 +342,19 @@ async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
     )
     .await
     .map_err(|error| anyhow::anyhow!("cannot create user {username}: {error}"))?;
+    let mut event = epix_hub::audit::Event::new(
+        "user.created",
+        epix_hub::audit::ActorKind::System,
+        chrono::Utc::now(),
+    )
+    .details(serde_json::json!({
+        "user": created.username,
+        "roles": created.roles,
+        "party": created.party,
+    }));
+    event.actor_id = Some("epix-hub user add".to_owned());
+    let mut connection = hub.context().pool.get().await?;
+    epix_hub::audit::record(&mut connection, vec![event]).await?;
     println!(
         "created user {} ({}) with roles {}",
         created.username,
@@ -302,6 +362,27 @@ async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
         created.roles.join(", ")
     );
     Ok(())
+}
+
+async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {
+    let archive_dir = config.audit_archive_dir.clone();
+    let hub = epix_hub::AdminContext::connect(config).await?;
+    let mut connection = hub.context().pool.get().await?;
+    match command {
+        AuditCommand::Verify => audit_cli::verify(&mut connection).await,
+        AuditCommand::Export { from, to, output } => {
+            audit_cli::export(&mut connection, from, to, output.as_deref()).await
+        }
+        AuditCommand::Purge { as_of } => {
+            let as_of = as_of.unwrap_or_else(chrono::Utc::now);
+            let report =
+                epix_hub::audit::retention::purge(&mut connection, as_of, archive_dir.as_deref())
+                    .await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        AuditCommand::VerifyFile { .. } => Ok(()),
+    }
 }
 
 /// The register keeper at the command line acts as the Secretariat, named by the
@@ -315,6 +396,19 @@ fn operator() -> auth::Principal {
         roles: vec![auth::Role::Secretariat],
         client_id: None,
     }
+}
+
+/// Appends the audit event of a register change made at the command line.
+async fn record_register_change(
+    context: &epix_hub::HubContext,
+    action: &str,
+    record: &epix_hub::register::store::SignatoryRecord,
+) -> anyhow::Result<()> {
+    let meta = epix_hub::audit::RequestMeta::default();
+    let event = http::audit::register_change(action, &operator(), &meta, record);
+    http::audit::record(context, event)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot record the audit event: {error}"))
 }
 
 async fn signatory(config: Config, command: SignatoryCommand) -> anyhow::Result<()> {
@@ -362,6 +456,7 @@ async fn signatory(config: Config, command: SignatoryCommand) -> anyhow::Result<
             let stored = http::signatories::record_signatory(context, &operator(), body)
                 .await
                 .map_err(|error| anyhow::anyhow!("cannot record the signatory: {error}"))?;
+            record_register_change(context, "register.signatory_recorded", &stored).await?;
             print(&stored);
         }
         SignatoryCommand::Remove {
@@ -377,6 +472,7 @@ async fn signatory(config: Config, command: SignatoryCommand) -> anyhow::Result<
                 http::signatories::record_removal(context, &operator(), signatory_id, &body)
                     .await
                     .map_err(|error| anyhow::anyhow!("cannot remove the signatory: {error}"))?;
+            record_register_change(context, "register.signatory_removed", &stored).await?;
             print(&stored);
         }
         SignatoryCommand::List => {

@@ -291,7 +291,7 @@ async fn lockout_expires_with_the_clock() {
         count: i64,
     }
     let failed: Vec<Count> = diesel::sql_query(
-        "SELECT count(*) AS count FROM audit_events WHERE action = 'login_failed'",
+        "SELECT count(*) AS count FROM audit_trail WHERE action = 'login.failed'",
     )
     .load(&mut connection)
     .await
@@ -301,7 +301,7 @@ async fn lockout_expires_with_the_clock() {
         "every failed login is in the audit trail"
     );
     let succeeded: Vec<Count> = diesel::sql_query(
-        "SELECT count(*) AS count FROM audit_events WHERE action = 'login_succeeded'",
+        "SELECT count(*) AS count FROM audit_trail WHERE action = 'login.succeeded'",
     )
     .load(&mut connection)
     .await

@@ -1,5 +1,6 @@
 //! End-to-end tests: a real hub, real spokes, real PostgreSQL and RabbitMQ.
 
+mod audit;
 mod auth;
 mod documents;
 mod openapi;

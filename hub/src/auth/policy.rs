@@ -5,6 +5,9 @@
 //! | look a permit up | customs, authority-officer, authority-admin, secretariat, auditor | own Party is the issuer, importer, exporter or addressee; the Secretariat and auditors see all |
 //! | read a message's status | authority-officer, authority-admin, secretariat, auditor | own Party sent it or is its addressee |
 //! | list, create, remove, unlock users; create API clients | authority-admin (own Party; not secretariat or auditor roles), secretariat (any) | |
+//! | read audit events and a permit's timeline | authority-officer, authority-admin, secretariat, auditor | own Party acted, issued the permit or is its addressee; the Secretariat and auditors see all |
+//! | verify the audit chain; place and lift legal holds | secretariat, auditor | |
+//! | record an annual report's date | secretariat (any Party), authority-admin (own Party) | |
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -77,6 +80,13 @@ pub const MESSAGE_READERS: &[Role] = &[
     Role::Auditor,
 ];
 pub const USER_MANAGERS: &[Role] = &[Role::AuthorityAdmin, Role::Secretariat];
+pub const AUDIT_READERS: &[Role] = &[
+    Role::AuthorityOfficer,
+    Role::AuthorityAdmin,
+    Role::Secretariat,
+    Role::Auditor,
+];
+pub const AUDIT_CHECKERS: &[Role] = &[Role::Secretariat, Role::Auditor];
 
 impl Principal {
     pub fn has_any(&self, roles: &[Role]) -> bool {
@@ -97,6 +107,23 @@ impl Principal {
             return false;
         };
         parties.into_iter().any(|party| party == own)
+    }
+
+    /// Returns the Party whose audit events this caller is limited to, or `None` for
+    /// callers who read every Party's events. Call only after checking [`AUDIT_READERS`].
+    pub fn audit_scope(&self) -> Option<&str> {
+        if self.is_global() {
+            None
+        } else {
+            // A user without a Party and without a global role matches no event.
+            Some(self.party.as_deref().unwrap_or(""))
+        }
+    }
+
+    /// Whether this caller may record the annual-report date of `party`.
+    pub fn may_record_annual_report(&self, party: &str) -> bool {
+        self.roles.contains(&Role::Secretariat)
+            || (self.roles.contains(&Role::AuthorityAdmin) && self.party.as_deref() == Some(party))
     }
 
     /// Whether this caller may create or change a user of `party` with `roles`.

@@ -1,4 +1,4 @@
-//! Users, API clients and the security events recorded about them.
+//! Users and API clients.
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::Role;
-use crate::db::schema::{api_clients, audit_events, users};
+use crate::db::schema::{api_clients, users};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
@@ -235,37 +235,4 @@ pub async fn client_is_active(
         .await
         .optional()?;
     Ok(found.is_some())
-}
-
-/// One security event for the audit trail.
-#[derive(Debug, Default)]
-pub struct SecurityEvent<'a> {
-    pub action: &'a str,
-    pub actor: Option<&'a str>,
-    pub actor_party: Option<&'a str>,
-    pub subject: Option<&'a str>,
-    pub client_address: Option<&'a str>,
-    pub details: serde_json::Value,
-}
-
-pub async fn record_event(
-    connection: &mut AsyncPgConnection,
-    event: SecurityEvent<'_>,
-) -> QueryResult<()> {
-    diesel::insert_into(audit_events::table)
-        .values((
-            audit_events::action.eq(event.action),
-            audit_events::actor.eq(event.actor),
-            audit_events::actor_party.eq(event.actor_party),
-            audit_events::subject.eq(event.subject),
-            audit_events::client_address.eq(event.client_address),
-            audit_events::details.eq(if event.details.is_null() {
-                serde_json::json!({})
-            } else {
-                event.details
-            }),
-        ))
-        .execute(connection)
-        .await?;
-    Ok(())
 }

@@ -6,9 +6,10 @@ pub mod schema;
 use diesel::prelude::*;
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use futures_util::FutureExt;
 
 pub type DbPool = Pool<AsyncPgConnection>;
 
@@ -32,7 +33,41 @@ pub enum DbError {
 
 /// Builds the connection pool. Connections are opened lazily, on first use.
 pub fn pool(database_url: &str, size: usize) -> Result<DbPool, DbError> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    pool_with_role(database_url, size, None)
+}
+
+/// Builds the connection pool. With `role`, each connection runs `SET ROLE role` once
+/// opened, so the hub works with that role's rights. The login role must be a member.
+pub fn pool_with_role(
+    database_url: &str,
+    size: usize,
+    role: Option<&str>,
+) -> Result<DbPool, DbError> {
+    let manager = match role {
+        None => AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url),
+        Some(role) => {
+            let mut config = ManagerConfig::default();
+            let statement = format!("SET ROLE \"{}\"", role.replace('"', "\"\""));
+            config.custom_setup = Box::new(move |url| {
+                let statement = statement.clone();
+                async move {
+                    let mut connection =
+                        <AsyncPgConnection as diesel_async::AsyncConnection>::establish(url)
+                            .await?;
+                    diesel_async::SimpleAsyncConnection::batch_execute(&mut connection, &statement)
+                        .await
+                        .map_err(|error| {
+                            diesel::ConnectionError::BadConnection(format!(
+                                "cannot switch to the database role: {error}"
+                            ))
+                        })?;
+                    Ok(connection)
+                }
+                .boxed()
+            });
+            AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config)
+        }
+    };
     Pool::builder(manager)
         .max_size(size)
         .wait_timeout(Some(std::time::Duration::from_secs(10)))

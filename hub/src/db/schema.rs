@@ -119,19 +119,6 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    audit_events (id) {
-        id -> Int8,
-        occurred_at -> Timestamptz,
-        action -> Text,
-        actor -> Nullable<Text>,
-        actor_party -> Nullable<Text>,
-        subject -> Nullable<Text>,
-        client_address -> Nullable<Text>,
-        details -> Jsonb,
-    }
-}
-
 diesel::joinable!(api_clients -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, api_clients);
 
@@ -157,5 +144,66 @@ diesel::table! {
         supersedes -> Nullable<Int8>,
         recorded_at -> Timestamptz,
         register_version -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    audit_trail (seq, occurred_at) {
+        seq -> Int8,
+        occurred_at -> Timestamptz,
+        action -> Text,
+        actor_kind -> Text,
+        actor_id -> Nullable<Text>,
+        actor_name -> Nullable<Text>,
+        actor_party -> Nullable<Text>,
+        actor_roles -> Array<Text>,
+        permit_country -> Nullable<Text>,
+        permit_number -> Nullable<Text>,
+        permit_version -> Nullable<Int4>,
+        addressee -> Nullable<Text>,
+        message_id -> Nullable<Uuid>,
+        amqp -> Nullable<Jsonb>,
+        body_sha256 -> Nullable<Bytea>,
+        request_id -> Nullable<Text>,
+        client_address -> Nullable<Text>,
+        details -> Jsonb,
+        prev_hash -> Bytea,
+        hash -> Bytea,
+    }
+}
+
+diesel::table! {
+    audit_head (id) {
+        id -> Bool,
+        seq -> Int8,
+        hash -> Bytea,
+    }
+}
+
+diesel::table! {
+    audit_purged (seq) {
+        seq -> Int8,
+        hash -> Bytea,
+        purge_seq -> Int8,
+    }
+}
+
+diesel::table! {
+    annual_reports (party, year) {
+        party -> Text,
+        year -> Int4,
+        received_on -> Date,
+        recorded_by -> Text,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    legal_holds (issuing_country, permit_number) {
+        issuing_country -> Text,
+        permit_number -> Text,
+        reason -> Text,
+        placed_by -> Text,
+        placed_at -> Timestamptz,
     }
 }

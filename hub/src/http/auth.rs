@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 
 use super::problem::{ApiError, ProblemDetails};
 use crate::HubContext;
-use crate::auth::users::{self, SecurityEvent, UserRow};
+use crate::audit::{self, ActorKind, Event};
+use crate::auth::users::{self, UserRow};
 use crate::auth::{Claims, password};
 
 /// A token request (RFC 6749): `grant_type=password` with `username` and `password`, or
@@ -50,10 +51,8 @@ pub async fn issue_token(
     request: HttpRequest,
     form: web::Form<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let address = request
-        .peer_addr()
-        .map(|peer| peer.ip().to_string())
-        .unwrap_or_default();
+    let meta = super::request_id::meta_of(&request);
+    let address = meta.client_address.clone().unwrap_or_default();
     let form = form.into_inner();
     let (name_key, secret, username) = match form.grant_type.as_str() {
         "password" => {
@@ -138,18 +137,12 @@ pub async fn issue_token(
             locked =
                 users::record_failed_login(&mut connection, user.id, now, max, lockout).await?;
         }
-        users::record_event(
-            &mut connection,
-            SecurityEvent {
-                action: "login_failed",
-                subject: subject.as_deref(),
-                actor_party: user.as_ref().and_then(|u| u.party.as_deref()),
-                client_address: Some(&address),
-                details: serde_json::json!({ "reason": reason, "locked_now": locked, "client_id": client_id }),
-                ..Default::default()
-            },
-        )
-        .await?;
+        let mut event = Event::new("login.failed", ActorKind::User, now)
+            .request(&meta)
+            .details(serde_json::json!({ "reason": reason, "locked_now": locked, "client_id": client_id }));
+        event.actor_id = subject.clone();
+        event.actor_party = user.as_ref().and_then(|u| u.party.clone());
+        audit::record(&mut connection, vec![event]).await?;
         tracing::info!(login.subject = subject.as_deref().unwrap_or("-"), client.address = %address, reason, "login failed");
         return Err(ApiError::InvalidCredentials);
     }
@@ -159,18 +152,14 @@ pub async fn issue_token(
 
     users::record_successful_login(&mut connection, user.id).await?;
     context.login_limiter.clear(&name_key);
-    users::record_event(
-        &mut connection,
-        SecurityEvent {
-            action: "login_succeeded",
-            actor: Some(&user.username),
-            actor_party: user.party.as_deref(),
-            subject: subject.as_deref(),
-            client_address: Some(&address),
-            details: serde_json::json!({ "client_id": client_id }),
-        },
-    )
-    .await?;
+    let mut event = Event::new("login.succeeded", ActorKind::User, now)
+        .request(&meta)
+        .details(serde_json::json!({ "client_id": client_id }));
+    event.actor_id = Some(user.username.clone());
+    event.actor_name = Some(user.full_name.clone());
+    event.actor_party = user.party.clone();
+    event.actor_roles = user.roles.clone();
+    audit::record(&mut connection, vec![event]).await?;
     let token = issue_for(&context, &user, client_id)?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))

@@ -1,10 +1,12 @@
 //! The HTTP API: routes, OpenAPI document and error handling.
 
+pub mod audit;
 pub mod auth;
 pub mod health;
 pub mod messages;
 pub mod permits;
 pub mod problem;
+pub mod request_id;
 pub mod revocations;
 pub mod signatories;
 pub mod trust_list;
@@ -30,6 +32,7 @@ use problem::ApiError;
         (name = "signatories", description = "The register of empowered signatories"),
         (name = "permits", description = "Permit lookup for customs"),
         (name = "messages", description = "Status and receipts of submitted messages"),
+        (name = "audit", description = "The tamper-evident audit trail, annual-report dates and legal holds"),
         (name = "operations", description = "Health probes")
     )
 )]
@@ -76,6 +79,14 @@ pub fn configure(config: &mut ServiceConfig) {
                 .service(revocations::list_revocations)
                 .service(trust_list::trust_list)
                 .service(trust_list::trust_list_changes)
+                .service(audit::list_events)
+                .service(audit::verify_chain)
+                .service(audit::put_annual_report)
+                // Before the permit lookup, whose `{number:.*}` would take the suffix.
+                .service(audit::find_permit_timeline)
+                .service(audit::permit_timeline)
+                .service(audit::place_hold)
+                .service(audit::lift_hold)
                 .service(permits::find_permit)
                 .service(permits::get_permit)
                 .service(messages::get_message),

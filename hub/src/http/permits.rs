@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::problem::{ApiError, ProblemDetails};
 use crate::HubContext;
+use crate::audit::{Event, RequestMeta};
 use crate::auth::Principal;
 use crate::auth::policy::PERMIT_READERS;
 use crate::db::models::PermitRow;
@@ -87,10 +88,11 @@ pub struct PermitQuery {
 pub async fn get_permit(
     context: web::Data<Arc<HubContext>>,
     principal: Principal,
+    meta: RequestMeta,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (country, number) = path.into_inner();
-    lookup(&context, &principal, &country, &number).await
+    lookup(&context, &principal, &meta, &country, &number).await
 }
 
 /// Looks a permit up by issuing country and number given as query parameters.
@@ -110,14 +112,16 @@ pub async fn get_permit(
 pub async fn find_permit(
     context: web::Data<Arc<HubContext>>,
     principal: Principal,
+    meta: RequestMeta,
     query: web::Query<PermitQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    lookup(&context, &principal, &query.country, &query.number).await
+    lookup(&context, &principal, &meta, &query.country, &query.number).await
 }
 
 async fn lookup(
     context: &HubContext,
     principal: &Principal,
+    meta: &RequestMeta,
     country: &str,
     number: &str,
 ) -> Result<HttpResponse, ApiError> {
@@ -155,6 +159,11 @@ async fn lookup(
             permit.addressee.as_str(),
         ])
     });
+    let version = visible.as_ref().map(|(permit, _)| permit.version);
+    let event = Event::by_user("permit.looked_up", principal, meta, context.clock.now())
+        .permit(country.as_str(), number, version)
+        .details(serde_json::json!({ "found": version.is_some() }));
+    crate::audit::record(&mut connection, vec![event]).await?;
     // A permit of other Parties is reported as unknown, so that its existence does not leak.
     let Some((permit, delivery_status)) = visible else {
         return Err(ApiError::NotFound(format!(

@@ -10,8 +10,10 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::audit;
 use super::problem::{ApiError, ProblemDetails};
 use crate::HubContext;
+use crate::audit::RequestMeta;
 use crate::auth::{Principal, Role};
 use crate::register::store::{self, NewRecord, SignatoryView};
 
@@ -66,9 +68,12 @@ fn may_notify(principal: &Principal, party: &str) -> Result<bool, ApiError> {
 pub async fn create_signatory(
     context: web::Data<Arc<HubContext>>,
     principal: Principal,
+    meta: RequestMeta,
     body: web::Json<CreateSignatory>,
 ) -> Result<HttpResponse, ApiError> {
     let stored = record_signatory(&context, &principal, body.into_inner()).await?;
+    let event = audit::register_change("register.signatory_recorded", &principal, &meta, &stored);
+    audit::record(&context, event).await?;
     Ok(HttpResponse::Created().json(SignatoryView::from(stored)))
 }
 
@@ -168,6 +173,7 @@ fn is_late(effective: DateTime<Utc>, notified: DateTime<Utc>) -> bool {
 pub async fn approve_signatory(
     context: web::Data<Arc<HubContext>>,
     principal: Principal,
+    meta: RequestMeta,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     if !principal.roles.contains(&Role::Secretariat) {
@@ -190,6 +196,11 @@ pub async fn approve_signatory(
         other => ApiError::from(other),
     })?;
     refresh(&context).await;
+    audit::record(
+        &context,
+        audit::register_change("register.signatory_approved", &principal, &meta, &approved),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(SignatoryView::from(approved)))
 }
 
@@ -212,10 +223,13 @@ pub async fn approve_signatory(
 pub async fn remove_signatory(
     context: web::Data<Arc<HubContext>>,
     principal: Principal,
+    meta: RequestMeta,
     path: web::Path<Uuid>,
     body: web::Json<RemoveSignatory>,
 ) -> Result<HttpResponse, ApiError> {
     let stored = record_removal(&context, &principal, path.into_inner(), &body).await?;
+    let event = audit::register_change("register.signatory_removed", &principal, &meta, &stored);
+    audit::record(&context, event).await?;
     Ok(HttpResponse::Ok().json(SignatoryView::from(stored)))
 }
 

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::problem::{ApiError, ProblemDetails};
 use crate::HubContext;
 use crate::auth::policy::USER_MANAGERS;
-use crate::auth::users::{self, NewUser, SecurityEvent, UserRow, UserView};
+use crate::auth::users::{self, NewUser, UserRow, UserView};
 use crate::auth::{Principal, Role, password};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -102,7 +102,7 @@ pub async fn create_user(
     let mut connection = context.pool.get().await?;
     record(
         &mut connection,
-        "user_created",
+        "user.created",
         &principal,
         &user.username,
         &request,
@@ -258,7 +258,7 @@ pub async fn remove_user(
     context.register.notify_changed();
     record(
         &mut connection,
-        "user_removed",
+        "user.removed",
         &principal,
         &removed.username,
         &request,
@@ -293,7 +293,7 @@ pub async fn unlock_user(
     let unlocked = users::unlock_user(&mut connection, target.id).await?;
     record(
         &mut connection,
-        "user_unlocked",
+        "user.unlocked",
         &principal,
         &unlocked.username,
         &request,
@@ -332,7 +332,7 @@ pub async fn create_client(
     users::insert_client(&mut connection, &client_id, target.id, &secret_hash).await?;
     record(
         &mut connection,
-        "client_created",
+        "user.client_created",
         &principal,
         &target.username,
         &request,
@@ -361,18 +361,10 @@ async fn record(
     request: &HttpRequest,
     details: serde_json::Value,
 ) -> Result<(), ApiError> {
-    let address = request.peer_addr().map(|peer| peer.ip().to_string());
-    users::record_event(
-        connection,
-        SecurityEvent {
-            action,
-            actor: Some(&principal.username),
-            actor_party: principal.party.as_deref(),
-            subject: Some(subject),
-            client_address: address.as_deref(),
-            details,
-        },
-    )
-    .await?;
+    let meta = super::request_id::meta_of(request);
+    let mut event =
+        crate::audit::Event::by_user(action, principal, &meta, chrono::Utc::now()).details(details);
+    event.details["user"] = serde_json::json!(subject);
+    crate::audit::record(connection, vec![event]).await?;
     Ok(())
 }

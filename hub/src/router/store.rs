@@ -17,6 +17,7 @@ use epix_shared::{ErrorCode, PartyCode, Problem, Receipt, ReceiptStatus};
 use uuid::Uuid;
 
 use super::classify::{Inbound, Verdict, outgoing_message_id};
+use crate::audit::router as audit_router;
 use crate::db::models::{NewOutboxRow, PermitRow};
 use crate::db::schema::{messages, outbox, permits};
 use crate::outbox::OutboxMessage;
@@ -35,35 +36,41 @@ pub async fn store_batch(
         .transaction::<_, diesel::result::Error, _>(|connection| {
             async move {
                 crate::outbox::mark_sent(connection, published).await?;
-                store_in_transaction(connection, &mut inbound).await
+                let (outgoing, events) = store_in_transaction(connection, &mut inbound).await?;
+                crate::audit::append(connection, events).await?;
+                Ok(outgoing)
             }
             .scope_boxed()
         })
         .await
 }
 
+/// A message that an acknowledgement of this batch names as its correlation id.
 #[derive(QueryableByName)]
-struct Original {
+pub(crate) struct Original {
     #[diesel(sql_type = SqlUuid)]
-    message_id: Uuid,
+    pub(crate) message_id: Uuid,
     #[diesel(sql_type = SqlUuid)]
     tracking_id: Uuid,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
-    sender: Option<String>,
+    pub(crate) sender: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
-    addressee: Option<String>,
+    pub(crate) addressee: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
-    issuing_country: Option<String>,
+    pub(crate) issuing_country: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
-    document_number: Option<String>,
+    pub(crate) document_number: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    pub(crate) version: Option<i32>,
     #[diesel(sql_type = Text)]
     status: String,
 }
 
+/// Stores the batch and returns its outbox rows and the audit events it caused.
 async fn store_in_transaction(
     connection: &mut AsyncPgConnection,
     inbound: &mut [Inbound],
-) -> Result<Vec<OutboxMessage>, diesel::result::Error> {
+) -> Result<(Vec<OutboxMessage>, Vec<crate::audit::Event>), diesel::result::Error> {
     let now = Utc::now().trunc_subsecs(6);
     let originals = check_acknowledgements(connection, inbound).await?;
     reject_duplicates_within_batch(inbound);
@@ -86,8 +93,9 @@ async fn store_in_transaction(
         .collect();
 
     let mut fresh = fresh;
-    store_permits(connection, &mut fresh, now).await?;
+    let versions = store_permits(connection, &mut fresh, now).await?;
     let acknowledged_by = apply_acknowledgements(connection, &fresh, &originals, now).await?;
+    let events = audit_router::batch_events(&fresh, &originals, &acknowledged_by, &versions, now);
 
     let mut rows = Vec::new();
     let mut bodies = HashMap::new();
@@ -98,7 +106,7 @@ async fn store_in_transaction(
         }
     }
     if rows.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), events));
     }
     let ids: Vec<(i64, Uuid)> = diesel::insert_into(outbox::table)
         .values(&rows)
@@ -110,7 +118,7 @@ async fn store_in_transaction(
         .into_iter()
         .map(|(id, message_id)| (message_id, id))
         .collect();
-    Ok(rows
+    let outgoing = rows
         .into_iter()
         .filter_map(|row| {
             let id = *id_of.get(&row.message_id)?;
@@ -121,7 +129,8 @@ async fn store_in_transaction(
             };
             Some(OutboxMessage::from_row(id, row, body))
         })
-        .collect())
+        .collect();
+    Ok((outgoing, events))
 }
 
 /// Looks up the messages that this batch's acknowledgements answer, and rejects the
@@ -142,8 +151,10 @@ async fn check_acknowledgements(
         return Ok(HashMap::new());
     }
     let found: Vec<Original> = diesel::sql_query(
-        "SELECT message_id, tracking_id, sender, addressee, issuing_country, document_number, status \
-         FROM messages WHERE message_id = ANY($1)",
+        "SELECT m.message_id, m.tracking_id, m.sender, m.addressee, m.issuing_country, \
+                m.document_number, p.version, m.status \
+         FROM messages m LEFT JOIN permits p ON p.message_id = m.message_id \
+         WHERE m.message_id = ANY($1)",
     )
     .bind::<Array<SqlUuid>, _>(&wanted)
     .load(connection)
@@ -319,11 +330,12 @@ async fn next_versions(
     Ok(versions)
 }
 
+/// Stores the batch's permits and returns the version each stored one got, by message id.
 async fn store_permits(
     connection: &mut AsyncPgConnection,
     fresh: &mut [&mut Inbound],
     now: DateTime<Utc>,
-) -> Result<(), diesel::result::Error> {
+) -> Result<HashMap<Uuid, i32>, diesel::result::Error> {
     let versions = next_versions(connection, fresh).await?;
     let rows: Vec<PermitRow> = fresh
         .iter()
@@ -355,7 +367,7 @@ async fn store_permits(
         })
         .collect();
     if rows.is_empty() {
-        return Ok(());
+        return Ok(HashMap::new());
     }
     let stored: HashSet<Uuid> = diesel::insert_into(permits::table)
         .values(&rows)
@@ -375,7 +387,11 @@ async fn store_permits(
         let problem = already_exists(summary.issuing_country, &summary.permit_number);
         reject_recorded(connection, message, problem).await?;
     }
-    Ok(())
+    Ok(rows
+        .into_iter()
+        .filter(|row| stored.contains(&row.message_id))
+        .map(|row| (row.message_id, row.version))
+        .collect())
 }
 
 async fn apply_acknowledgements(

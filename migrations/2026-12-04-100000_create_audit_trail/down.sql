@@ -1,0 +1,9 @@
+DROP TABLE legal_holds;
+DROP TABLE annual_reports;
+DROP FUNCTION audit_ensure_partitions(timestamptz);
+DROP TABLE audit_trail;
+DROP TABLE audit_purged;
+DROP TABLE audit_head;
+DROP FUNCTION audit_refuse_change();
+ALTER TABLE audit_legacy_events RENAME TO audit_events;
+-- The roles are cluster-wide and other databases may use them, so they stay.
