@@ -224,6 +224,37 @@ async fn revocations_reach_every_inbox_within_a_second() {
         elapsed < std::time::Duration::from_secs(1),
         "the revocation took {elapsed:?} to reach DE's inbox"
     );
+
+    // Each transmission is in the audit trail, naming what was sent to whom.
+    let page: serde_json::Value = reqwest::Client::new()
+        .get(url(&setup.hub, "/v1/audit?action=register.broadcast"))
+        .bearer_auth(&setup.secretariat)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+    let events = page["events"].as_array().expect("events");
+    let sent: Vec<(String, Option<i64>)> = events
+        .iter()
+        .map(|event| {
+            assert_eq!(event["actor_kind"], "hub", "{event}");
+            assert_eq!(event["details"]["parties"], serde_json::json!(["CH", "DE"]));
+            (
+                event["details"]["type"].as_str().expect("type").to_owned(),
+                event["details"]["register_version"].as_i64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        vec![
+            ("register.signatory-changed".to_owned(), Some(1)),
+            ("register.signatory-changed".to_owned(), Some(2)),
+            ("register.user-revoked".to_owned(), None),
+        ]
+    );
     setup.hub.stop().await;
 }
 

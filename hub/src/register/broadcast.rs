@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use super::store;
 use crate::HubContext;
+use crate::audit::{self, ActorKind, Event};
 use crate::db::models::NewOutboxRow;
 use crate::db::schema::{outbox, parties, register_broadcast, users};
 use crate::outbox::{OutboxMessage, publish, settle};
@@ -251,6 +252,32 @@ async fn write(
         .set(users::removal_broadcast_at.eq(Utc::now()))
         .execute(connection)
         .await?;
+    // The transmissions join the audit trail in this transaction, with what was sent.
+    let now = Utc::now();
+    let party_list: Vec<&str> = parties.iter().map(PartyCode::as_str).collect();
+    let mut events = Vec::with_capacity(changes.len() + removed.len());
+    for change in &changes {
+        events.push(
+            Event::new("register.broadcast", ActorKind::Hub, now).details(serde_json::json!({
+                "type": MessageType::RegisterSignatoryChanged.as_str(),
+                "register_version": change.register_version,
+                "signatory_id": change.signatory_id,
+                "signatory_party": change.party,
+                "parties": party_list,
+            })),
+        );
+    }
+    for user in &removed {
+        events.push(
+            Event::new("register.broadcast", ActorKind::Hub, now).details(serde_json::json!({
+                "type": MessageType::RegisterUserRevoked.as_str(),
+                "username": user.username,
+                "user_party": user.party,
+                "parties": party_list,
+            })),
+        );
+    }
+    audit::append(connection, events).await?;
     let done = Broadcast {
         signatory_changes: changes.len(),
         revocations: removed.len(),
