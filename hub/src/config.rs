@@ -88,6 +88,14 @@ pub struct Config {
     /// off, an unsigned permit passes with a `signature_missing` warning. A signature that
     /// is present is always verified.
     pub require_signatures: bool,
+    /// PostgreSQL URL of the login that owns the schema (`EPIX_MIGRATION_DATABASE_URL`;
+    /// `DATABASE_URL` when unset): it runs the migrations and creates the monthly audit
+    /// partitions, so the hub's own login needs no right to change the schema.
+    pub migration_database_url: String,
+    /// PostgreSQL URL of the retention job's login (`EPIX_RETENTION_DATABASE_URL`), a
+    /// member of `epix_audit_retention` and of nothing the hub's login is. When unset the
+    /// job uses the hub's connections, which then must be allowed to switch to that role.
+    pub retention_database_url: Option<String>,
     /// Database role the hub's pooled connections switch to with SET ROLE
     /// (`EPIX_DATABASE_ROLE`), such as `epix_hub_app`; unset keeps the login role.
     pub database_role: Option<String>,
@@ -151,7 +159,26 @@ impl Config {
             });
         }
 
+        let migration_database_url = env
+            .secret("EPIX_MIGRATION_DATABASE_URL")?
+            .unwrap_or_else(|| database_url.clone());
+        check_scheme(
+            "EPIX_MIGRATION_DATABASE_URL",
+            &migration_database_url,
+            &["postgres://", "postgresql://"],
+        )?;
+        let retention_database_url = env.secret("EPIX_RETENTION_DATABASE_URL")?;
+        if let Some(url) = &retention_database_url {
+            check_scheme(
+                "EPIX_RETENTION_DATABASE_URL",
+                url,
+                &["postgres://", "postgresql://"],
+            )?;
+        }
+
         Ok(Self {
+            migration_database_url,
+            retention_database_url,
             database_role,
             audit_archive_dir: lookup("EPIX_AUDIT_ARCHIVE_DIR")
                 .filter(|dir| !dir.is_empty())

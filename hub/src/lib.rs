@@ -29,6 +29,10 @@ pub use config::Config;
 pub struct HubContext {
     pub config: Config,
     pub pool: db::DbPool,
+    /// Connections of the schema owner's login, for the monthly audit partitions.
+    pub maintenance_pool: db::DbPool,
+    /// Connections of the retention job's own login, when one is configured.
+    pub retention_pool: Option<db::DbPool>,
     pub parties: parties::PartyDirectory,
     pub token_keys: auth::TokenKeys,
     pub clock: Arc<dyn auth::Clock>,
@@ -44,6 +48,11 @@ impl HubContext {
 
     pub fn set_broker_ready(&self, ready: bool) {
         self.broker_ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// The connections the retention job deletes with: its own login's, or the hub's.
+    pub fn retention_connections(&self) -> &db::DbPool {
+        self.retention_pool.as_ref().unwrap_or(&self.pool)
     }
 }
 
@@ -76,7 +85,7 @@ pub struct AdminContext {
 impl AdminContext {
     /// Migrates the database and opens a small pool.
     pub async fn connect(mut config: Config) -> Result<Self, StartError> {
-        db::migrate(&config.database_url).await?;
+        db::migrate(&config.migration_database_url).await?;
         config.db_pool_size = 2;
         let context = build_context(config, Arc::new(auth::SystemClock))?;
         Ok(Self { context })
@@ -96,6 +105,12 @@ fn build_context(
         config.db_pool_size,
         config.database_role.as_deref(),
     )?;
+    let maintenance_pool = db::pool(&config.migration_database_url, 1)?;
+    let retention_pool = config
+        .retention_database_url
+        .as_deref()
+        .map(|url| db::pool(url, 1))
+        .transpose()?;
     let token_keys = auth::TokenKeys::new(
         config.jwt_signing_key.as_deref(),
         config.jwt_additional_keys.as_deref(),
@@ -109,6 +124,8 @@ fn build_context(
         register: register::Register::default(),
         parties: parties::PartyDirectory::new(&config.party_user_prefix),
         pool,
+        maintenance_pool,
+        retention_pool,
         config,
         broker_ready: AtomicBool::new(false),
     }))
@@ -134,7 +151,7 @@ impl Hub {
         config: Config,
         clock: Arc<dyn auth::Clock>,
     ) -> Result<Self, StartError> {
-        let applied = db::migrate(&config.database_url).await?;
+        let applied = db::migrate(&config.migration_database_url).await?;
         if applied > 0 {
             tracing::info!(migrations = applied, "database migrated");
         }
@@ -144,7 +161,7 @@ impl Hub {
             );
         }
         let context = build_context(config, clock)?;
-        audit::prepare(&context.pool, context.clock.now())
+        audit::prepare(&context.maintenance_pool, context.clock.now())
             .await
             .map_err(|error| StartError::Audit(error.to_string()))?;
         declare_topology(&context).await?;

@@ -241,7 +241,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Migrate => {
-            let applied = db::migrate(&config.database_url).await?;
+            let applied = db::migrate(&config.migration_database_url).await?;
             println!("applied {applied} migration(s)");
             Ok(())
         }
@@ -271,7 +271,7 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 }
 
 async fn party(config: Config, command: PartyCommand) -> anyhow::Result<()> {
-    db::migrate(&config.database_url).await?;
+    db::migrate(&config.migration_database_url).await?;
     let pool = db::pool(&config.database_url, 2)?;
     match command {
         PartyCommand::Add {
@@ -374,6 +374,8 @@ async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {
             audit_cli::export(&mut connection, from, to, output.as_deref()).await
         }
         AuditCommand::Purge { as_of } => {
+            drop(connection);
+            let mut connection = hub.context().retention_connections().get().await?;
             let as_of = as_of.unwrap_or_else(chrono::Utc::now);
             let report =
                 epix_hub::audit::retention::purge(&mut connection, as_of, archive_dir.as_deref())

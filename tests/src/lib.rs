@@ -23,6 +23,9 @@ const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const DEFAULT_MANAGEMENT_URL: &str = "http://127.0.0.1:15672";
 
 /// A database and a broker virtual host for one test.
+/// The logins [`TestEnv::login_url`] makes, by the suffix of their names.
+const LOGIN_KINDS: [&str; 2] = ["app", "retention"];
+
 pub struct TestEnv {
     pub id: String,
     pub database_url: String,
@@ -160,7 +163,7 @@ impl TestEnv {
         profile: &PartyProfile,
     ) -> anyhow::Result<SpokeConfig> {
         let config = self.hub_config();
-        epix_hub::db::migrate(&config.database_url).await?;
+        epix_hub::db::migrate(&config.migration_database_url).await?;
         let pool = epix_hub::db::pool(&config.database_url, 2)?;
         let party: PartyCode = code.parse()?;
         let settings =
@@ -255,6 +258,24 @@ impl TestEnv {
         Ok(AsyncPgConnection::establish(&self.database_url).await?)
     }
 
+    /// Creates this test's login `<database>_<kind>`, a member of `member_of` only, and
+    /// returns the URL of this test's database for it. `kind` is `app` or `retention`;
+    /// the login is dropped with the test. Run the migrations first: they make the roles.
+    pub async fn login_url(&self, kind: &str, member_of: &str) -> anyhow::Result<String> {
+        if !LOGIN_KINDS.contains(&kind) {
+            bail!("login kind {kind:?}: expected one of {LOGIN_KINDS:?}");
+        }
+        let login = format!("{}_{kind}", self.database_name);
+        let mut admin = AsyncPgConnection::establish(&self.admin_database_url).await?;
+        diesel::sql_query(format!("CREATE ROLE {login} LOGIN IN ROLE {member_of}"))
+            .execute(&mut admin)
+            .await
+            .with_context(|| format!("cannot create the login {login}"))?;
+        let (scheme, rest) = self.database_url.split_once("://").context("a URL")?;
+        let host_and_path = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        Ok(format!("{scheme}://{login}@{host_and_path}"))
+    }
+
     async fn cleanup(&self) -> anyhow::Result<()> {
         let mut admin = AsyncPgConnection::establish(&self.admin_database_url).await?;
         diesel::sql_query(format!(
@@ -263,6 +284,11 @@ impl TestEnv {
         ))
         .execute(&mut admin)
         .await?;
+        for kind in LOGIN_KINDS {
+            diesel::sql_query(format!("DROP ROLE IF EXISTS {}_{kind}", self.database_name))
+                .execute(&mut admin)
+                .await?;
+        }
         self.management.delete_vhost(&self.vhost).await?;
         self.management
             .delete_users_with_prefix(&self.party_prefix)

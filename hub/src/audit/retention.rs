@@ -245,11 +245,19 @@ pub async fn run_daily(
 ) {
     loop {
         let now = context.clock.now();
-        match context.pool.get().await {
+        // Partitions are made by the schema owner's login, purges by the retention login.
+        match context.maintenance_pool.get().await {
             Ok(mut connection) => {
                 if let Err(error) = super::ensure_partitions(&mut connection, now).await {
                     tracing::error!(%error, "cannot create the coming audit partitions");
                 }
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot connect to create the coming audit partitions; retrying tomorrow")
+            }
+        }
+        match context.retention_connections().get().await {
+            Ok(mut connection) => {
                 let archive_dir = context.config.audit_archive_dir.as_deref();
                 if let Err(error) = purge(&mut connection, now, archive_dir).await {
                     tracing::error!(%error, "audit retention run failed; retrying tomorrow");
