@@ -400,19 +400,6 @@ fn operator() -> auth::Principal {
     }
 }
 
-/// Appends the audit event of a register change made at the command line.
-async fn record_register_change(
-    context: &epix_hub::HubContext,
-    action: &str,
-    record: &epix_hub::register::store::SignatoryRecord,
-) -> anyhow::Result<()> {
-    let meta = epix_hub::audit::RequestMeta::default();
-    let event = http::audit::register_change(action, &operator(), &meta, record);
-    http::audit::record(context, event)
-        .await
-        .map_err(|error| anyhow::anyhow!("cannot record the audit event: {error}"))
-}
-
 async fn signatory(config: Config, command: SignatoryCommand) -> anyhow::Result<()> {
     let hub = epix_hub::AdminContext::connect(config).await?;
     let context = hub.context();
@@ -455,10 +442,10 @@ async fn signatory(config: Config, command: SignatoryCommand) -> anyhow::Result<
                 empowered_from: from,
                 notified_at,
             };
-            let stored = http::signatories::record_signatory(context, &operator(), body)
+            let meta = epix_hub::audit::RequestMeta::default();
+            let stored = http::signatories::record_signatory(context, &operator(), &meta, body)
                 .await
                 .map_err(|error| anyhow::anyhow!("cannot record the signatory: {error}"))?;
-            record_register_change(context, "register.signatory_recorded", &stored).await?;
             print(&stored);
         }
         SignatoryCommand::Remove {
@@ -470,11 +457,11 @@ async fn signatory(config: Config, command: SignatoryCommand) -> anyhow::Result<
                 effective_at: at,
                 reason,
             };
+            let meta = epix_hub::audit::RequestMeta::default();
             let stored =
-                http::signatories::record_removal(context, &operator(), signatory_id, &body)
+                http::signatories::record_removal(context, &operator(), &meta, signatory_id, &body)
                     .await
                     .map_err(|error| anyhow::anyhow!("cannot remove the signatory: {error}"))?;
-            record_register_change(context, "register.signatory_removed", &stored).await?;
             print(&stored);
         }
         SignatoryCommand::List => {

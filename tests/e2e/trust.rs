@@ -597,9 +597,14 @@ async fn changes_made_elsewhere_are_broadcast_too() {
         empowered_from: Utc::now() - Duration::days(1),
         notified_at: None,
     };
-    let stored = epix_hub::http::signatories::record_signatory(admin.context(), &operator, body)
-        .await
-        .expect("recorded");
+    let stored = epix_hub::http::signatories::record_signatory(
+        admin.context(),
+        &operator,
+        &epix_hub::audit::RequestMeta::default(),
+        body,
+    )
+    .await
+    .expect("recorded");
     let added = next_broadcast(&mut inbox, &setup.de).await;
     let change: TrustedSignatory = serde_json::from_slice(&added.body).expect("JSON");
     assert_eq!(change.signatory_id, stored.signatory_id);
@@ -612,6 +617,7 @@ async fn changes_made_elsewhere_are_broadcast_too() {
     epix_hub::http::signatories::record_removal(
         admin.context(),
         &operator,
+        &epix_hub::audit::RequestMeta::default(),
         stored.signatory_id,
         &removal,
     )

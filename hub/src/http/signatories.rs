@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Months, Utc};
+use diesel_async::AsyncConnection;
+use diesel_async::scoped_futures::ScopedFutureExt;
 use epix_shared::signature::{ParsedCertificate, check_certificate};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -71,9 +73,7 @@ pub async fn create_signatory(
     meta: RequestMeta,
     body: web::Json<CreateSignatory>,
 ) -> Result<HttpResponse, ApiError> {
-    let stored = record_signatory(&context, &principal, body.into_inner()).await?;
-    let event = audit::register_change("register.signatory_recorded", &principal, &meta, &stored);
-    audit::record(&context, event).await?;
+    let stored = record_signatory(&context, &principal, &meta, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(SignatoryView::from(stored)))
 }
 
@@ -82,6 +82,7 @@ pub async fn create_signatory(
 pub async fn record_signatory(
     context: &HubContext,
     principal: &Principal,
+    meta: &RequestMeta,
     body: CreateSignatory,
 ) -> Result<store::SignatoryRecord, ApiError> {
     let by_secretariat = may_notify(principal, &body.party)?;
@@ -131,7 +132,24 @@ pub async fn record_signatory(
     };
     let mut connection = context.pool.get().await?;
     let thumbprint = record.thumbprint.clone();
-    let stored = store::insert_new_signatory(&mut connection, &record)
+    // The record and its audit event commit together.
+    let stored = connection
+        .transaction::<_, diesel::result::Error, _>(|connection| {
+            async move {
+                let stored = store::insert_new_signatory(connection, &record).await?;
+                if let Some(stored) = &stored {
+                    let event = audit::register_change(
+                        "register.signatory_recorded",
+                        principal,
+                        meta,
+                        stored,
+                    );
+                    crate::audit::append(connection, vec![event]).await?;
+                }
+                Ok(stored)
+            }
+            .scope_boxed()
+        })
         .await
         .map_err(|error| match error {
             diesel::result::Error::DatabaseError(
@@ -182,25 +200,34 @@ pub async fn approve_signatory(
         ));
     }
     let mut connection = context.pool.get().await?;
-    let approved = store::approve(
-        &mut connection,
-        path.into_inner(),
-        &principal.username,
-        context.clock.now(),
-    )
-    .await
-    .map_err(|error| match error {
-        diesel::result::Error::NotFound => {
-            ApiError::NotFound("no pending register record with this id".to_owned())
-        }
-        other => ApiError::from(other),
-    })?;
+    let record_id = path.into_inner();
+    let now = context.clock.now();
+    let approved = connection
+        .transaction::<_, diesel::result::Error, _>(|connection| {
+            let principal = &principal;
+            let meta = &meta;
+            async move {
+                let approved =
+                    store::approve(connection, record_id, &principal.username, now).await?;
+                let event = audit::register_change(
+                    "register.signatory_approved",
+                    principal,
+                    meta,
+                    &approved,
+                );
+                crate::audit::append(connection, vec![event]).await?;
+                Ok(approved)
+            }
+            .scope_boxed()
+        })
+        .await
+        .map_err(|error| match error {
+            diesel::result::Error::NotFound => {
+                ApiError::NotFound("no pending register record with this id".to_owned())
+            }
+            other => ApiError::from(other),
+        })?;
     refresh(&context).await;
-    audit::record(
-        &context,
-        audit::register_change("register.signatory_approved", &principal, &meta, &approved),
-    )
-    .await?;
     Ok(HttpResponse::Ok().json(SignatoryView::from(approved)))
 }
 
@@ -227,9 +254,7 @@ pub async fn remove_signatory(
     path: web::Path<Uuid>,
     body: web::Json<RemoveSignatory>,
 ) -> Result<HttpResponse, ApiError> {
-    let stored = record_removal(&context, &principal, path.into_inner(), &body).await?;
-    let event = audit::register_change("register.signatory_removed", &principal, &meta, &stored);
-    audit::record(&context, event).await?;
+    let stored = record_removal(&context, &principal, &meta, path.into_inner(), &body).await?;
     Ok(HttpResponse::Ok().json(SignatoryView::from(stored)))
 }
 
@@ -238,6 +263,7 @@ pub async fn remove_signatory(
 pub async fn record_removal(
     context: &HubContext,
     principal: &Principal,
+    meta: &RequestMeta,
     signatory_id: Uuid,
     body: &RemoveSignatory,
 ) -> Result<store::SignatoryRecord, ApiError> {
@@ -286,7 +312,19 @@ pub async fn record_removal(
         approved_at: Some(now),
         supersedes: Some(current.id),
     };
-    let stored = store::insert(&mut connection, &record).await?;
+    // The record and its audit event commit together.
+    let stored = connection
+        .transaction::<_, diesel::result::Error, _>(|connection| {
+            async move {
+                let stored = store::insert(connection, &record).await?;
+                let event =
+                    audit::register_change("register.signatory_removed", principal, meta, &stored);
+                crate::audit::append(connection, vec![event]).await?;
+                Ok(stored)
+            }
+            .scope_boxed()
+        })
+        .await?;
     refresh(context).await;
     tracing::info!(signatory.id = %stored.signatory_id, party.code = %stored.party, effective_at = %effective, "signatory removed");
     Ok(stored)

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use diesel_async::AsyncConnection;
+use diesel_async::scoped_futures::ScopedFutureExt;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -105,7 +107,7 @@ pub async fn create_user(
         "user.created",
         &principal,
         &user.username,
-        &request,
+        &super::request_id::meta_of(&request),
         serde_json::json!({"roles": user.roles, "party": user.party}),
     )
     .await?;
@@ -246,25 +248,32 @@ pub async fn remove_user(
             target.username
         )));
     }
+    let meta = super::request_id::meta_of(&request);
     let mut connection = context.pool.get().await?;
-    let removed = users::remove_user(
-        &mut connection,
-        target.id,
-        &principal.username,
-        &body.reason,
-        context.clock.now(),
-    )
-    .await?;
+    let now = context.clock.now();
+    // The removal and its audit event commit together.
+    let removed = connection
+        .transaction::<_, ApiError, _>(|connection| {
+            let (principal, meta, reason) = (&principal, &meta, &body.reason);
+            async move {
+                let removed =
+                    users::remove_user(connection, target.id, &principal.username, reason, now)
+                        .await?;
+                record(
+                    connection,
+                    "user.removed",
+                    principal,
+                    &removed.username,
+                    meta,
+                    serde_json::json!({"reason": reason}),
+                )
+                .await?;
+                Ok(removed)
+            }
+            .scope_boxed()
+        })
+        .await?;
     context.register.notify_changed();
-    record(
-        &mut connection,
-        "user.removed",
-        &principal,
-        &removed.username,
-        &request,
-        serde_json::json!({"reason": body.reason}),
-    )
-    .await?;
     Ok(HttpResponse::Ok().json(UserView::from(removed)))
 }
 
@@ -289,17 +298,27 @@ pub async fn unlock_user(
 ) -> Result<HttpResponse, ApiError> {
     require_manager(&principal)?;
     let target = target_user(&context, &principal, &path).await?;
+    let meta = super::request_id::meta_of(&request);
     let mut connection = context.pool.get().await?;
-    let unlocked = users::unlock_user(&mut connection, target.id).await?;
-    record(
-        &mut connection,
-        "user.unlocked",
-        &principal,
-        &unlocked.username,
-        &request,
-        serde_json::json!({}),
-    )
-    .await?;
+    let unlocked = connection
+        .transaction::<_, ApiError, _>(|connection| {
+            let (principal, meta) = (&principal, &meta);
+            async move {
+                let unlocked = users::unlock_user(connection, target.id).await?;
+                record(
+                    connection,
+                    "user.unlocked",
+                    principal,
+                    &unlocked.username,
+                    meta,
+                    serde_json::json!({}),
+                )
+                .await?;
+                Ok(unlocked)
+            }
+            .scope_boxed()
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(UserView::from(unlocked)))
 }
 
@@ -328,17 +347,26 @@ pub async fn create_client(
     let secret = random_text(40);
     let to_hash = secret.clone();
     let secret_hash = hash_off_thread(to_hash).await?;
+    let meta = super::request_id::meta_of(&request);
     let mut connection = context.pool.get().await?;
-    users::insert_client(&mut connection, &client_id, target.id, &secret_hash).await?;
-    record(
-        &mut connection,
-        "user.client_created",
-        &principal,
-        &target.username,
-        &request,
-        serde_json::json!({"client_id": client_id}),
-    )
-    .await?;
+    connection
+        .transaction::<_, ApiError, _>(|connection| {
+            let (principal, meta, client_id) = (&principal, &meta, &client_id);
+            async move {
+                users::insert_client(connection, client_id, target.id, &secret_hash).await?;
+                record(
+                    connection,
+                    "user.client_created",
+                    principal,
+                    &target.username,
+                    meta,
+                    serde_json::json!({"client_id": client_id}),
+                )
+                .await
+            }
+            .scope_boxed()
+        })
+        .await?;
     Ok(HttpResponse::Created().json(NewClient {
         client_id,
         client_secret: secret,
@@ -358,13 +386,13 @@ async fn record(
     action: &str,
     principal: &Principal,
     subject: &str,
-    request: &HttpRequest,
+    meta: &crate::audit::RequestMeta,
     details: serde_json::Value,
 ) -> Result<(), ApiError> {
-    let meta = super::request_id::meta_of(request);
     let mut event =
-        crate::audit::Event::by_user(action, principal, &meta, chrono::Utc::now()).details(details);
+        crate::audit::Event::by_user(action, principal, meta, chrono::Utc::now()).details(details);
     event.details["user"] = serde_json::json!(subject);
+    // A savepoint inside the caller's transaction, or a transaction of its own.
     crate::audit::record(connection, vec![event]).await?;
     Ok(())
 }
