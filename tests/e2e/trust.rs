@@ -259,7 +259,7 @@ async fn revocations_reach_every_inbox_within_a_second() {
 }
 
 #[tokio::test]
-async fn spoke_keeps_its_copy_and_checks_permits_itself() {
+async fn spoke_verifies_permits_with_its_copy() {
     let setup = setup().await;
     let (anna, signatory_id) = empower_anna(&setup).await;
     let trust_dir = setup.dir.path().join("de-trust");
@@ -382,7 +382,7 @@ async fn spoke_keeps_its_copy_and_checks_permits_itself() {
 }
 
 #[tokio::test]
-async fn spoke_refuses_a_tampered_trust_list_and_broadcasts() {
+async fn spoke_rejects_tampered_trust_list() {
     let setup = setup().await;
     empower_anna(&setup).await;
     let mut keeper = TrustKeeper::open(
@@ -673,7 +673,7 @@ async fn concurrent_changes_take_versions_without_gaps() {
 /// A broadcast that skips versions makes the spoke fetch the missing ones; a permit whose
 /// signer the spoke cannot confirm is acknowledged as failed, and the sender learns why.
 #[tokio::test]
-async fn spoke_fills_gaps_and_tells_the_sender_what_it_refused() {
+async fn spoke_fills_gaps_and_reports_refusals() {
     let setup = setup().await;
     let trust_dir = setup.dir.path().join("de-trust");
     let keeper = TrustKeeper::open(&trust_dir, Some(de_api(&setup, "de-spoke").await))
