@@ -61,9 +61,24 @@ pub struct AuditRecord {
 #[serde(deny_unknown_fields)]
 pub struct PurgedRecord {
     pub seq: i64,
-    /// Always true; marks the line as a purged event in an export.
+    /// Always true; marks the line as a purged event in an export. The check rejects false.
     pub purged: bool,
     pub hash: String,
+    /// The seq of the `retention.purged` event that deleted the event and vouches for this
+    /// stub with its seq range, count and digest of the deleted hashes.
+    pub purge_seq: i64,
+}
+
+/// A run of chain entries left out of a file, such as the kept events between the deleted
+/// ones of a retention archive. Only the hash of its last entry remains, which the next
+/// entry's `prev_hash` must match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OmittedRange {
+    pub omitted_from: i64,
+    pub omitted_through: i64,
+    /// The hash of the entry at `omitted_through`, hexadecimal.
+    pub last_hash: String,
 }
 
 /// One line of an export.
@@ -72,13 +87,16 @@ pub struct PurgedRecord {
 pub enum ChainEntry {
     Event(Box<AuditRecord>),
     Purged(PurgedRecord),
+    Omitted(OmittedRange),
 }
 
 impl ChainEntry {
+    /// Returns the entry's seq; for an omitted range, its first seq.
     pub fn seq(&self) -> i64 {
         match self {
             Self::Event(event) => event.seq,
             Self::Purged(purged) => purged.seq,
+            Self::Omitted(range) => range.omitted_from,
         }
     }
 }
@@ -186,13 +204,49 @@ pub struct ChainBreak {
     pub reason: String,
 }
 
+/// The action of the retention job's event, which vouches for the stubs it left.
+pub const PURGE_ACTION: &str = "retention.purged";
+
+/// The stubs seen so far that name one `retention.purged` event.
+#[derive(Debug, Clone)]
+struct StubGroup {
+    first_seq: i64,
+    last_seq: i64,
+    /// The stubs' hashes in seq order.
+    hashes: Vec<[u8; 32]>,
+}
+
+impl StubGroup {
+    /// Returns the SHA-256 over the hashes, as the retention job computes it.
+    fn digest(&self) -> [u8; 32] {
+        let mut digest = openssl::sha::Sha256::new();
+        for hash in &self.hashes {
+            digest.update(hash);
+        }
+        digest.finish()
+    }
+}
+
 /// Checks consecutive chain entries one at a time. The first entry's `prev_hash` is taken
 /// as given unless the checker starts at the chain's beginning.
+///
+/// A purged stub must be vouched for by the `retention.purged` event its `purge_seq`
+/// names, which comes later in the chain: the event's `first_seq`..`last_seq` must contain
+/// the stub. When the checker has seen the whole range, the stubs' count and the SHA-256
+/// of their hashes must also equal the event's `deleted` and `deleted_hashes_sha256`.
+/// Call [`ChainChecker::finish`] after the last entry, because a stub whose event never
+/// came fails there.
 #[derive(Debug, Clone)]
 pub struct ChainChecker {
     expected_seq: Option<i64>,
     previous_hash: Option<[u8; 32]>,
     checked: u64,
+    /// The first seq checked; `Some(1)` from genesis.
+    first_seq: Option<i64>,
+    /// Stubs waiting for their `retention.purged` event, by that event's seq.
+    pending: std::collections::BTreeMap<i64, StubGroup>,
+    /// Ranges that the input left out, where stubs may be missing.
+    omitted: Vec<(i64, i64)>,
 }
 
 impl ChainChecker {
@@ -203,6 +257,9 @@ impl ChainChecker {
             expected_seq: Some(1),
             previous_hash: Some(GENESIS_HASH),
             checked: 0,
+            first_seq: Some(1),
+            pending: std::collections::BTreeMap::new(),
+            omitted: Vec::new(),
         }
     }
 
@@ -212,10 +269,13 @@ impl ChainChecker {
             expected_seq: None,
             previous_hash: None,
             checked: 0,
+            first_seq: None,
+            pending: std::collections::BTreeMap::new(),
+            omitted: Vec::new(),
         }
     }
 
-    /// Entries checked so far, purged ones included.
+    /// Entries checked so far, purged ones included and omitted ranges not.
     pub fn checked(&self) -> u64 {
         self.checked
     }
@@ -225,6 +285,11 @@ impl ChainChecker {
         Some((self.expected_seq? - 1, self.previous_hash?))
     }
 
+    /// Returns the highest `purge_seq` of the stubs still waiting for their event.
+    pub fn awaited_purge_seq(&self) -> Option<i64> {
+        self.pending.keys().next_back().copied()
+    }
+
     /// Checks the next entry against the previous one.
     pub fn check(&mut self, entry: &ChainEntry) -> Result<(), ChainBreak> {
         let seq = entry.seq();
@@ -232,43 +297,206 @@ impl ChainChecker {
         if let Some(expected) = self.expected_seq
             && seq != expected
         {
+            if seq < expected {
+                return fail(format!(
+                    "expected seq {expected} next but found seq {seq} again: the seq is duplicated or out of order"
+                ));
+            }
             return fail(format!(
                 "expected seq {expected} next but found {seq}: the events in between are missing"
             ));
         }
-        let hash = match entry {
-            ChainEntry::Purged(purged) => match hash_from_hex(&purged.hash) {
-                Some(hash) => hash,
-                None => return fail("the purged event's hash is not 64 hex digits".to_owned()),
-            },
-            ChainEntry::Event(event) => {
-                let Some(prev_hash) = hash_from_hex(&event.prev_hash) else {
-                    return fail("prev_hash is not 64 hex digits".to_owned());
-                };
-                if let Some(previous) = self.previous_hash
-                    && previous != prev_hash
-                {
-                    return fail(format!(
-                        "prev_hash {} does not match the hash {} of seq {}",
-                        event.prev_hash,
-                        to_hex(&previous),
-                        seq - 1
-                    ));
-                }
-                let computed = chain_hash(&prev_hash, event);
-                if hash_from_hex(&event.hash) != Some(computed) {
-                    return fail(format!(
-                        "the stored hash {} does not match the hash {} of the event's content: the event was changed",
-                        event.hash,
-                        to_hex(&computed)
-                    ));
-                }
-                computed
-            }
+        let (last_seq, hash) = match entry {
+            ChainEntry::Purged(purged) => (seq, self.check_stub(purged)?),
+            ChainEntry::Omitted(range) => (range.omitted_through, self.check_omitted(range)?),
+            ChainEntry::Event(event) => (seq, self.check_event(event)?),
         };
-        self.expected_seq = Some(seq + 1);
+        self.first_seq.get_or_insert(seq);
+        self.expected_seq = Some(last_seq + 1);
         self.previous_hash = Some(hash);
-        self.checked += 1;
+        if !matches!(entry, ChainEntry::Omitted(_)) {
+            self.checked += 1;
+        }
+        Ok(())
+    }
+
+    /// Fails on the first stub whose `retention.purged` event was not among the entries.
+    pub fn finish(&self) -> Result<(), ChainBreak> {
+        let first = self.pending.iter().min_by_key(|(_, group)| group.first_seq);
+        match first {
+            None => Ok(()),
+            Some((purge_seq, group)) => Err(ChainBreak {
+                seq: group.first_seq,
+                reason: format!(
+                    "the purged stub names the retention.purged event seq {purge_seq}, which is not among the checked entries"
+                ),
+            }),
+        }
+    }
+
+    fn check_stub(&mut self, purged: &PurgedRecord) -> Result<[u8; 32], ChainBreak> {
+        let seq = purged.seq;
+        let fail = |reason: String| Err(ChainBreak { seq, reason });
+        if !purged.purged {
+            return fail("the stub has purged = false: expected true".to_owned());
+        }
+        let Some(hash) = hash_from_hex(&purged.hash) else {
+            return fail("the purged event's hash is not 64 hex digits".to_owned());
+        };
+        if purged.purge_seq <= seq {
+            return fail(format!(
+                "the stub names purge_seq {}: expected the seq of a later retention.purged event",
+                purged.purge_seq
+            ));
+        }
+        let group = self
+            .pending
+            .entry(purged.purge_seq)
+            .or_insert_with(|| StubGroup {
+                first_seq: seq,
+                last_seq: seq,
+                hashes: Vec::new(),
+            });
+        group.last_seq = seq;
+        group.hashes.push(hash);
+        Ok(hash)
+    }
+
+    fn check_omitted(&mut self, range: &OmittedRange) -> Result<[u8; 32], ChainBreak> {
+        let fail = |reason: String| {
+            Err(ChainBreak {
+                seq: range.omitted_from,
+                reason,
+            })
+        };
+        if range.omitted_through < range.omitted_from {
+            return fail(format!(
+                "the omitted range ends at seq {} before it starts: expected omitted_through >= omitted_from",
+                range.omitted_through
+            ));
+        }
+        let Some(hash) = hash_from_hex(&range.last_hash) else {
+            return fail("the omitted range's last_hash is not 64 hex digits".to_owned());
+        };
+        let awaited = self
+            .pending
+            .range(range.omitted_from..=range.omitted_through)
+            .map(|(_, group)| group.first_seq)
+            .min();
+        if let Some(stub_seq) = awaited {
+            return Err(ChainBreak {
+                seq: stub_seq,
+                reason: format!(
+                    "the retention.purged event of the stub lies in the omitted seqs {} to {}",
+                    range.omitted_from, range.omitted_through
+                ),
+            });
+        }
+        self.omitted
+            .push((range.omitted_from, range.omitted_through));
+        Ok(hash)
+    }
+
+    fn check_event(&mut self, event: &AuditRecord) -> Result<[u8; 32], ChainBreak> {
+        let seq = event.seq;
+        let fail = |reason: String| Err(ChainBreak { seq, reason });
+        let Some(prev_hash) = hash_from_hex(&event.prev_hash) else {
+            return fail("prev_hash is not 64 hex digits".to_owned());
+        };
+        if let Some(previous) = self.previous_hash
+            && previous != prev_hash
+        {
+            return fail(format!(
+                "prev_hash {} does not match the hash {} of seq {}",
+                event.prev_hash,
+                to_hex(&previous),
+                seq - 1
+            ));
+        }
+        let computed = chain_hash(&prev_hash, event);
+        if hash_from_hex(&event.hash) != Some(computed) {
+            return fail(format!(
+                "the stored hash {} does not match the hash {} of the event's content: the event was changed",
+                event.hash,
+                to_hex(&computed)
+            ));
+        }
+        if let Some(group) = self.pending.remove(&seq) {
+            self.check_cover(event, &group)?;
+        }
+        Ok(computed)
+    }
+
+    /// Checks that the `retention.purged` event `event` vouches for the stubs of `group`.
+    fn check_cover(&self, event: &AuditRecord, group: &StubGroup) -> Result<(), ChainBreak> {
+        let fail = |seq: i64, reason: String| Err(ChainBreak { seq, reason });
+        if event.action != PURGE_ACTION {
+            return fail(
+                group.first_seq,
+                format!(
+                    "the stub names seq {} as its purge, but that event is {}: expected {PURGE_ACTION}",
+                    event.seq, event.action
+                ),
+            );
+        }
+        let details = &event.details;
+        let first = details["first_seq"].as_i64();
+        let last = details["last_seq"].as_i64();
+        let deleted = details["deleted"].as_u64();
+        let digest = details["deleted_hashes_sha256"].as_str();
+        let (Some(first), Some(last), Some(deleted), Some(digest)) = (first, last, deleted, digest)
+        else {
+            return fail(
+                group.first_seq,
+                format!(
+                    "the retention.purged event seq {} lacks first_seq, last_seq, deleted or deleted_hashes_sha256",
+                    event.seq
+                ),
+            );
+        };
+        if group.first_seq < first || group.first_seq > last {
+            return fail(
+                group.first_seq,
+                format!(
+                    "the stub lies outside seqs {first} to {last} that the retention.purged event seq {} deleted",
+                    event.seq
+                ),
+            );
+        }
+        if group.last_seq > last {
+            return fail(
+                group.last_seq,
+                format!(
+                    "the stub lies outside seqs {first} to {last} that the retention.purged event seq {} deleted",
+                    event.seq
+                ),
+            );
+        }
+        let saw_start = self.first_seq.is_some_and(|seen| seen <= first);
+        let saw_all = saw_start
+            && !self
+                .omitted
+                .iter()
+                .any(|(from, through)| *from <= last && *through >= first);
+        let count = group.hashes.len() as u64;
+        if count > deleted || (saw_all && count < deleted) {
+            return fail(
+                group.first_seq,
+                format!(
+                    "{} stubs name the retention.purged event seq {}, which deleted {deleted}",
+                    count, event.seq
+                ),
+            );
+        }
+        if saw_all && to_hex(&group.digest()) != digest.to_ascii_lowercase() {
+            return fail(
+                group.first_seq,
+                format!(
+                    "the SHA-256 of the stubs' hashes does not match deleted_hashes_sha256 {digest} of the retention.purged event seq {}",
+                    event.seq
+                ),
+            );
+        }
         Ok(())
     }
 }
@@ -333,18 +561,161 @@ mod tests {
         assert_eq!(error.map_err(|e| e.seq), Err(2));
     }
 
+    /// Returns the `retention.purged` event at `seq` that deleted `deleted`.
+    fn purge_event(seq: i64, prev: [u8; 32], deleted: &[&AuditRecord]) -> AuditRecord {
+        let mut digest = openssl::sha::Sha256::new();
+        for event in deleted {
+            digest.update(&hash_from_hex(&event.hash).unwrap_or_default());
+        }
+        let mut event = record(seq, prev);
+        event.action = PURGE_ACTION.to_owned();
+        event.details = serde_json::json!({
+            "first_seq": deleted.first().map(|event| event.seq),
+            "last_seq": deleted.last().map(|event| event.seq),
+            "deleted": deleted.len(),
+            "deleted_hashes_sha256": to_hex(&digest.finish()),
+        });
+        event.hash = to_hex(&chain_hash(&prev, &event));
+        event
+    }
+
+    fn stub(event: &AuditRecord, purge_seq: i64) -> ChainEntry {
+        ChainEntry::Purged(PurgedRecord {
+            seq: event.seq,
+            purged: true,
+            hash: event.hash.clone(),
+            purge_seq,
+        })
+    }
+
+    fn entry(event: &AuditRecord) -> ChainEntry {
+        ChainEntry::Event(Box::new(event.clone()))
+    }
+
+    fn hash(event: &AuditRecord) -> [u8; 32] {
+        hash_from_hex(&event.hash).unwrap_or_default()
+    }
+
+    /// Checks `entries` from genesis and returns the seq of the first break.
+    fn first_break(entries: &[ChainEntry]) -> Option<i64> {
+        let mut checker = ChainChecker::from_genesis();
+        for entry in entries {
+            if let Err(problem) = checker.check(entry) {
+                return Some(problem.seq);
+            }
+        }
+        checker.finish().err().map(|problem| problem.seq)
+    }
+
     #[test]
     fn checker_links_across_purged_event() {
         let first = record(1, GENESIS_HASH);
-        let second = record(2, hash_from_hex(&first.hash).unwrap_or_default());
-        let mut checker = ChainChecker::from_genesis();
-        let purged = PurgedRecord {
+        let second = record(2, hash(&first));
+        let purge = purge_event(3, hash(&second), &[&first]);
+        let entries = [stub(&first, 3), entry(&second), entry(&purge)];
+        assert_eq!(first_break(&entries), None);
+    }
+
+    #[test]
+    fn checker_rejects_stub_not_vouched_for() {
+        let first = record(1, GENESIS_HASH);
+        let second = record(2, hash(&first));
+        let third = record(3, hash(&second));
+        // The stub names an ordinary event as its purge.
+        assert_eq!(
+            first_break(&[stub(&first, 2), entry(&second), entry(&third)]),
+            Some(1)
+        );
+        // The stub's purge event never comes.
+        assert_eq!(first_break(&[stub(&first, 9), entry(&second)]), Some(1));
+        // The purge event deleted seq 2 only.
+        let purge = purge_event(3, hash(&second), &[&second]);
+        assert_eq!(
+            first_break(&[stub(&first, 3), entry(&second), entry(&purge)]),
+            Some(1)
+        );
+        // The purge event's digest covers other hashes than the stub's.
+        let mut forged = first.clone();
+        forged.actor_id = Some("someone-else".to_owned());
+        forged.hash = to_hex(&chain_hash(&GENESIS_HASH, &forged));
+        let second_after_forged = record(2, hash(&forged));
+        let purge_after_forged = purge_event(3, hash(&second_after_forged), &[&first]);
+        assert_eq!(
+            first_break(&[
+                stub(&forged, 3),
+                entry(&second_after_forged),
+                entry(&purge_after_forged)
+            ]),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn checker_rejects_stub_marked_not_purged() {
+        let first = record(1, GENESIS_HASH);
+        let second = record(2, hash(&first));
+        let purge = purge_event(3, hash(&second), &[&first]);
+        let mut marked = PurgedRecord {
             seq: 1,
-            purged: true,
+            purged: false,
             hash: first.hash.clone(),
+            purge_seq: 3,
         };
-        assert_eq!(checker.check(&ChainEntry::Purged(purged)), Ok(()));
-        assert_eq!(checker.check(&ChainEntry::Event(Box::new(second))), Ok(()));
+        let entries = [
+            ChainEntry::Purged(marked.clone()),
+            entry(&second),
+            entry(&purge),
+        ];
+        assert_eq!(first_break(&entries), Some(1));
+        marked.purged = true;
+        let entries = [ChainEntry::Purged(marked), entry(&second), entry(&purge)];
+        assert_eq!(first_break(&entries), None);
+    }
+
+    #[test]
+    fn checker_rejects_duplicate_seq() {
+        let first = record(1, GENESIS_HASH);
+        let second = record(2, hash(&first));
+        let problem = {
+            let mut checker = ChainChecker::from_genesis();
+            let _ = checker.check(&entry(&first));
+            let _ = checker.check(&entry(&second));
+            checker.check(&entry(&second))
+        };
+        let problem = problem.expect_err("a repeated seq fails");
+        assert_eq!(problem.seq, 2);
+        assert!(problem.reason.contains("duplicated"), "{}", problem.reason);
+    }
+
+    #[test]
+    fn checker_links_across_omitted_range() {
+        let first = record(1, GENESIS_HASH);
+        let second = record(2, hash(&first));
+        let third = record(3, hash(&second));
+        let omitted = |last_hash: &AuditRecord| {
+            ChainEntry::Omitted(OmittedRange {
+                omitted_from: 2,
+                omitted_through: 2,
+                last_hash: last_hash.hash.clone(),
+            })
+        };
+        let entries = [entry(&first), omitted(&second), entry(&third)];
+        assert_eq!(first_break(&entries), None);
+        let entries = [entry(&first), omitted(&first), entry(&third)];
+        assert_eq!(first_break(&entries), Some(3));
+        // A stub whose purge event is left out cannot be vouched for.
+        let purge = purge_event(2, hash(&first), &[&first]);
+        let after = record(3, hash(&purge));
+        let entries = [
+            stub(&first, 2),
+            ChainEntry::Omitted(OmittedRange {
+                omitted_from: 2,
+                omitted_through: 2,
+                last_hash: purge.hash.clone(),
+            }),
+            entry(&after),
+        ];
+        assert_eq!(first_break(&entries), Some(1));
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub enum FileError {
         "line {line} is not an audit event or purged stub: {message}; expected the JSON that `epix-hub audit export` writes"
     )]
     Parse { line: usize, message: String },
+    /// A line that does not verify; for a stub whose purge event never came, `line` is the
+    /// file's last line.
     #[error("line {line} (seq {}) does not verify: {}", .problem.seq, .problem.reason)]
     Broken { line: usize, problem: ChainBreak },
 }
@@ -51,6 +53,7 @@ pub enum FileError {
 /// of the export before it.
 pub fn verify_jsonl(reader: impl BufRead) -> Result<FileSummary, FileError> {
     let mut checker = ChainChecker::from_anywhere();
+    let mut last_line = 0;
     for (index, line) in reader.lines().enumerate() {
         let number = index + 1;
         let line = line.map_err(|source| FileError::Read {
@@ -68,7 +71,12 @@ pub fn verify_jsonl(reader: impl BufRead) -> Result<FileSummary, FileError> {
             line: number,
             problem,
         })?;
+        last_line = number;
     }
+    checker.finish().map_err(|problem| FileError::Broken {
+        line: last_line,
+        problem,
+    })?;
     Ok(FileSummary {
         checked: checker.checked(),
         last: checker

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bool, Bytea, Int4, Int8, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use epix_shared::audit::{AuditRecord, ChainBreak, ChainChecker, ChainEntry, PurgedRecord, to_hex};
+use epix_shared::audit::{
+    AuditRecord, ChainBreak, ChainChecker, ChainEntry, OmittedRange, PurgedRecord, to_hex,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -136,6 +138,8 @@ struct ScanRow {
     seq: i64,
     #[diesel(sql_type = Bool)]
     purged: bool,
+    #[diesel(sql_type = Nullable<Int8>)]
+    purge_seq: Option<i64>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     occurred_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -183,6 +187,7 @@ impl From<ScanRow> for ChainEntry {
                 seq: row.seq,
                 purged: true,
                 hash: to_hex(&row.hash),
+                purge_seq: row.purge_seq.unwrap_or_default(),
             });
         }
         Self::Event(Box::new(AuditRecord {
@@ -210,33 +215,81 @@ impl From<ScanRow> for ChainEntry {
     }
 }
 
-/// Reads the chain's entries with `after < seq <= through`, events and purged stubs merged
-/// in seq order, at most `limit` of them.
+/// The position after which a scan continues: a seq and, for an event, its time. A stub
+/// sorts before an event of the same seq, so a duplicated seq is read, not skipped.
+#[derive(Debug, Clone, Copy, Default)]
+struct ScanCursor {
+    seq: i64,
+    occurred_at: Option<DateTime<Utc>>,
+}
+
+impl ScanCursor {
+    fn after(entry: &ChainEntry) -> Self {
+        match entry {
+            ChainEntry::Event(event) => Self {
+                seq: event.seq,
+                occurred_at: Some(event.occurred_at),
+            },
+            other => Self {
+                seq: other.seq(),
+                occurred_at: None,
+            },
+        }
+    }
+}
+
+/// Reads the chain's entries after `cursor` with `seq <= through`, events and purged stubs
+/// merged in (seq, time) order, at most `limit` of them. Events are keyed by
+/// (seq, occurred_at), the primary key, so two rows with one seq both come back.
 async fn scan_page(
     connection: &mut AsyncPgConnection,
-    after: i64,
+    cursor: ScanCursor,
     through: i64,
     limit: i64,
 ) -> QueryResult<Vec<ChainEntry>> {
     let rows: Vec<ScanRow> = diesel::sql_query(
         "SELECT * FROM ( \
-           (SELECT seq, false AS purged, occurred_at, action, actor_kind, actor_id, actor_name, \
-                   actor_party, actor_roles, permit_country, permit_number, permit_version, \
-                   addressee, message_id, amqp, body_sha256, request_id, client_address, \
-                   details, prev_hash, hash \
-            FROM audit_trail WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) \
+           (SELECT seq, false AS purged, NULL::bigint AS purge_seq, occurred_at, action, \
+                   actor_kind, actor_id, actor_name, actor_party, actor_roles, permit_country, \
+                   permit_number, permit_version, addressee, message_id, amqp, body_sha256, \
+                   request_id, client_address, details, prev_hash, hash \
+            FROM audit_trail \
+            WHERE (seq, occurred_at) > ($1, coalesce($2, '-infinity'::timestamptz)) AND seq <= $3 \
+            ORDER BY seq, occurred_at LIMIT $4) \
            UNION ALL \
-           (SELECT seq, true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-                   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, hash \
-            FROM audit_purged WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) \
-         ) AS entries ORDER BY seq LIMIT $3",
+           (SELECT seq, true, purge_seq, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+                   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, hash \
+            FROM audit_purged WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $4) \
+         ) AS entries ORDER BY seq, purged DESC, occurred_at LIMIT $4",
     )
-    .bind::<Int8, _>(after)
+    .bind::<Int8, _>(cursor.seq)
+    .bind::<Nullable<Timestamptz>, _>(cursor.occurred_at)
     .bind::<Int8, _>(through)
     .bind::<Int8, _>(limit)
     .load(connection)
     .await?;
     Ok(rows.into_iter().map(ChainEntry::from).collect())
+}
+
+/// Checks every entry after `cursor` up to `through`; returns the cursor after the last one.
+async fn check_through(
+    connection: &mut AsyncPgConnection,
+    checker: &mut ChainChecker,
+    mut cursor: ScanCursor,
+    through: i64,
+) -> QueryResult<Result<ScanCursor, ChainBreak>> {
+    loop {
+        let page = scan_page(connection, cursor, through, SCAN_PAGE).await?;
+        let Some(last) = page.last() else {
+            return Ok(Ok(cursor));
+        };
+        cursor = ScanCursor::after(last);
+        for entry in &page {
+            if let Err(problem) = checker.check(entry) {
+                return Ok(Err(problem));
+            }
+        }
+    }
 }
 
 #[derive(QueryableByName)]
@@ -266,52 +319,94 @@ pub struct VerifyReport {
     pub first_bad: Option<ChainBreak>,
 }
 
-/// Walks the chain from seq 1 to the head as it was when the walk began.
+/// Walks the chain from seq 1 to the head as it was when the walk began. When stubs name a
+/// `retention.purged` event past that head (a purge that committed during the walk), the
+/// walk goes on to the new head to check it.
 pub async fn verify(connection: &mut AsyncPgConnection) -> QueryResult<VerifyReport> {
     let head = read_head(connection).await?;
+    let mut head_seq = head.seq;
+    let mut head_hash = head.hash;
     let mut checker = ChainChecker::from_genesis();
-    let mut after = 0;
-    let report = |checker: &ChainChecker, first_bad: Option<ChainBreak>| VerifyReport {
-        ok: first_bad.is_none(),
-        checked: checker.checked(),
-        head_seq: head.seq,
-        first_bad,
-    };
+    let report =
+        |checker: &ChainChecker, head_seq: i64, first_bad: Option<ChainBreak>| VerifyReport {
+            ok: first_bad.is_none(),
+            checked: checker.checked(),
+            head_seq,
+            first_bad,
+        };
+    let mut cursor = ScanCursor::default();
     loop {
-        let page = scan_page(connection, after, head.seq, SCAN_PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq();
-        for entry in &page {
-            if let Err(error) = checker.check(entry) {
-                return Ok(report(&checker, Some(error)));
-            }
+        match check_through(connection, &mut checker, cursor, head_seq).await? {
+            Ok(next) => cursor = next,
+            Err(problem) => return Ok(report(&checker, head_seq, Some(problem))),
         }
+        let awaited = checker.awaited_purge_seq().unwrap_or(0);
+        if awaited <= head_seq {
+            break;
+        }
+        let newer = read_head(connection).await?;
+        if newer.seq <= head_seq {
+            break;
+        }
+        (head_seq, head_hash) = (newer.seq, newer.hash);
+    }
+    if let Err(problem) = checker.finish() {
+        return Ok(report(&checker, head_seq, Some(problem)));
     }
     let end = checker
         .last()
         .unwrap_or((0, epix_shared::audit::GENESIS_HASH));
-    let first_bad = if end.0 != head.seq {
+    let first_bad = if end.0 != head_seq {
         Some(ChainBreak {
             seq: end.0 + 1,
             reason: format!(
-                "the chain ends at seq {} but the head names seq {}: the events after it are missing",
-                end.0, head.seq
+                "the chain ends at seq {} but the head names seq {head_seq}: the events after it are missing",
+                end.0
             ),
         })
-    } else if end.1.as_slice() != head.hash.as_slice() {
+    } else if end.1.as_slice() != head_hash.as_slice() {
         Some(ChainBreak {
-            seq: head.seq,
+            seq: head_seq,
             reason: "the last event's hash does not match the hash kept in the head".to_owned(),
         })
     } else {
-        None
+        beyond_head(connection).await?
     };
-    Ok(report(&checker, first_bad))
+    Ok(report(&checker, head_seq, first_bad))
+}
+
+/// Finds the first event or stub with a seq above the head. A writer inserts its events
+/// and moves the head in one transaction, so in one snapshot no row lies beyond the head.
+async fn beyond_head(connection: &mut AsyncPgConnection) -> QueryResult<Option<ChainBreak>> {
+    #[derive(QueryableByName)]
+    struct Beyond {
+        #[diesel(sql_type = Int8)]
+        head_seq: i64,
+        #[diesel(sql_type = Nullable<Int8>)]
+        seq: Option<i64>,
+    }
+    let beyond: Beyond = diesel::sql_query(
+        "SELECT h.seq AS head_seq, \
+                least((SELECT min(seq) FROM audit_trail WHERE seq > h.seq), \
+                      (SELECT min(seq) FROM audit_purged WHERE seq > h.seq)) AS seq \
+         FROM audit_head h WHERE h.id",
+    )
+    .get_result(connection)
+    .await?;
+    Ok(beyond.seq.map(|seq| ChainBreak {
+        seq,
+        reason: format!(
+            "seq {seq} lies beyond the head's seq {}: it was inserted without moving the head",
+            beyond.head_seq
+        ),
+    }))
 }
 
 /// Writes the entries of the chain from the first to the last event that occurred in
 /// `[from, to)`, purged stubs and events outside the range but between them included, so
-/// that the lines form one unbroken run of the chain. Returns how many lines were written.
+/// that the lines form one unbroken run of the chain. When stubs name `retention.purged`
+/// events after that run, the export goes on with those events, each after an
+/// [`OmittedRange`] line for the entries before it. Returns how many lines were written.
 pub async fn export(
     connection: &mut AsyncPgConnection,
     from: DateTime<Utc>,
@@ -336,14 +431,45 @@ pub async fn export(
     let (Some(first), Some(last)) = (range.first, range.last) else {
         return Ok(0);
     };
-    let mut after = first - 1;
+    let mut cursor = ScanCursor {
+        seq: first - 1,
+        occurred_at: None,
+    };
     let mut written = 0;
+    let mut purge_seqs = std::collections::BTreeSet::new();
     loop {
-        let page = scan_page(connection, after, last, SCAN_PAGE).await?;
+        let page = scan_page(connection, cursor, last, SCAN_PAGE).await?;
         let Some(tail) = page.last() else { break };
-        after = tail.seq();
+        cursor = ScanCursor::after(tail);
         for entry in &page {
+            if let ChainEntry::Purged(stub) = entry
+                && stub.purge_seq > last
+            {
+                purge_seqs.insert(stub.purge_seq);
+            }
             write_line(entry)?;
+            written += 1;
+        }
+    }
+    let mut next_seq = last + 1;
+    for purge_seq in purge_seqs {
+        let events: Vec<AuditRow> = audit_trail::table
+            .filter(audit_trail::seq.eq(purge_seq))
+            .select(AuditRow::as_select())
+            .load(connection)
+            .await?;
+        for event in events {
+            let record = AuditRecord::from(event);
+            if record.seq > next_seq {
+                write_line(&ChainEntry::Omitted(OmittedRange {
+                    omitted_from: next_seq,
+                    omitted_through: record.seq - 1,
+                    last_hash: record.prev_hash.clone(),
+                }))?;
+                written += 1;
+            }
+            next_seq = record.seq + 1;
+            write_line(&ChainEntry::Event(Box::new(record)))?;
             written += 1;
         }
     }
