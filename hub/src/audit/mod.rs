@@ -194,12 +194,22 @@ struct NewAuditRow {
     hash: Vec<u8>,
 }
 
+/// The end of the chain, as locked by [`lock_head`].
 #[derive(QueryableByName)]
-struct Head {
+pub(crate) struct Head {
     #[diesel(sql_type = Int8)]
-    seq: i64,
+    pub(crate) seq: i64,
     #[diesel(sql_type = Bytea)]
     hash: Vec<u8>,
+}
+
+/// Locks the head row until the caller's transaction ends and returns it.
+pub(crate) async fn lock_head(
+    connection: &mut AsyncPgConnection,
+) -> Result<Head, diesel::result::Error> {
+    diesel::sql_query("SELECT seq, hash FROM audit_head WHERE id FOR UPDATE")
+        .get_result(connection)
+        .await
 }
 
 /// Appends `events` to the chain, in order. Call it last in the caller's transaction: the
@@ -211,9 +221,18 @@ pub async fn append(
     if events.is_empty() {
         return Ok(());
     }
-    let head: Head = diesel::sql_query("SELECT seq, hash FROM audit_head WHERE id FOR UPDATE")
-        .get_result(connection)
-        .await?;
+    let head = lock_head(connection).await?;
+    append_locked(connection, head, events).await?;
+    Ok(())
+}
+
+/// Appends `events` after `head`, which the caller's transaction has locked with
+/// [`lock_head`].
+pub(crate) async fn append_locked(
+    connection: &mut AsyncPgConnection,
+    head: Head,
+    events: Vec<Event>,
+) -> Result<(), diesel::result::Error> {
     let mut previous: [u8; 32] = head.hash.as_slice().try_into().map_err(|_| {
         diesel::result::Error::DeserializationError("audit_head.hash is not 32 bytes".into())
     })?;

@@ -474,6 +474,14 @@ pub async fn place_hold(
     let placed = connection
         .transaction::<_, ApiError, _>(|connection| {
             async move {
+                // Waits for a running purge, whose DELETE must see this hold or finish
+                // before it.
+                diesel::sql_query(format!(
+                    "SELECT pg_advisory_xact_lock_shared({})",
+                    audit::retention::PURGE_LOCK_KEY
+                ))
+                .execute(connection)
+                .await?;
                 let placed: Option<LegalHold> = diesel::insert_into(legal_holds::table)
                     .values((
                         legal_holds::issuing_country.eq(country),
