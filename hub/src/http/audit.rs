@@ -61,7 +61,44 @@ pub struct AuditPage {
     pub next_after: Option<i64>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+/// The query parameters of a request as given, in order, so that each one can be parsed
+/// with an error that names it, its value and what it expects.
+type RawQuery = web::Query<Vec<(String, String)>>;
+
+/// Looks up the query parameter `name`; a parameter given twice is rejected.
+fn param<'a>(raw: &'a [(String, String)], name: &str) -> Result<Option<&'a str>, ApiError> {
+    let mut values = raw.iter().filter(|(key, _)| key == name);
+    let first = values.next().map(|(_, value)| value.as_str());
+    if let Some((_, second)) = values.next() {
+        return Err(ApiError::bad_request(format!(
+            "{name}: given more than once ({:?} and {second:?}): expected it at most once",
+            first.unwrap_or_default()
+        )));
+    }
+    Ok(first)
+}
+
+/// Parses the query parameter `name` as a `T`, or rejects it naming the value and
+/// `expected`.
+fn parse_param<T: std::str::FromStr>(
+    raw: &[(String, String)],
+    name: &str,
+    expected: &str,
+) -> Result<Option<T>, ApiError> {
+    match param(raw, name)? {
+        None => Ok(None),
+        Some(value) => value.parse().map(Some).map_err(|_| {
+            ApiError::bad_request(format!("{name}: {value:?} is invalid: expected {expected}"))
+        }),
+    }
+}
+
+const EXPECTED_SEQ: &str = "an integer seq, the next_after of the previous page";
+const EXPECTED_LIMIT: &str = "an integer from 1 to 1000";
+const EXPECTED_TIME: &str = "an RFC 3339 time such as 2026-01-01T00:00:00Z";
+
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Issuing country of the permit, ISO 3166-1 alpha-2; requires `number`.
     pub country: Option<String>,
@@ -81,6 +118,31 @@ pub struct AuditQuery {
     pub after: Option<i64>,
     /// Events per page, 1 to 1000; 100 when omitted.
     pub limit: Option<i64>,
+}
+
+impl AuditQuery {
+    fn parse(raw: &[(String, String)]) -> Result<Self, ApiError> {
+        let text = |name| param(raw, name).map(|value| value.map(str::to_owned));
+        let query = Self {
+            country: text("country")?,
+            number: text("number")?,
+            party: text("party")?,
+            actor: text("actor")?,
+            action: text("action")?,
+            from: parse_param(raw, "from", EXPECTED_TIME)?,
+            to: parse_param(raw, "to", EXPECTED_TIME)?,
+            after: parse_param(raw, "after", EXPECTED_SEQ)?,
+            limit: parse_param(raw, "limit", EXPECTED_LIMIT)?,
+        };
+        if let (Some(from), Some(to)) = (query.from, query.to)
+            && to <= from
+        {
+            return Err(ApiError::bad_request(format!(
+                "to: {to} is not after from {from}: expected a time after from"
+            )));
+        }
+        Ok(query)
+    }
 }
 
 fn require(principal: &Principal, roles: &[crate::auth::Role], what: &str) -> Result<(), ApiError> {
@@ -111,7 +173,7 @@ fn check_limit(limit: Option<i64>) -> Result<i64, ApiError> {
         None => Ok(100),
         Some(limit) if (1..=MAX_PAGE).contains(&limit) => Ok(limit),
         Some(limit) => Err(ApiError::bad_request(format!(
-            "limit: {limit} is out of range: expected 1 to {MAX_PAGE}"
+            "limit: {limit} is out of range: expected an integer from 1 to {MAX_PAGE}"
         ))),
     }
 }
@@ -149,20 +211,25 @@ async fn page(
 pub async fn list_events(
     context: web::Data<Arc<HubContext>>,
     principal: Principal,
-    query: web::Query<AuditQuery>,
+    query: RawQuery,
 ) -> Result<HttpResponse, ApiError> {
     require(&principal, AUDIT_READERS, "reading the audit trail")?;
-    let query = query.into_inner();
+    let query = AuditQuery::parse(&query)?;
     let limit = check_limit(query.limit)?;
     let permit = match (query.country, query.number) {
         (Some(country), Some(number)) => {
             Some((parse_party("country", &country)?.to_string(), number))
         }
         (None, None) => None,
-        _ => {
-            return Err(ApiError::bad_request(
-                "country and number: give both to select a permit, or neither",
-            ));
+        (Some(country), None) => {
+            return Err(ApiError::bad_request(format!(
+                "number: missing while country is {country:?}: expected both country and number to select a permit, or neither"
+            )));
+        }
+        (None, Some(number)) => {
+            return Err(ApiError::bad_request(format!(
+                "country: missing while number is {number:?}: expected both country and number to select a permit, or neither"
+            )));
         }
     };
     let party = match query.party {
@@ -206,7 +273,8 @@ pub async fn verify_chain(
     Ok(HttpResponse::Ok().json(report))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TimelineQuery {
     /// Issuing country, ISO 3166-1 alpha-2.
     pub country: String,
@@ -218,12 +286,22 @@ pub struct TimelineQuery {
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Only events after this seq: the `next_after` of the previous page.
     pub after: Option<i64>,
     /// Events per page, 1 to 1000; 1000 when omitted.
     pub limit: Option<i64>,
+}
+
+impl PageQuery {
+    fn parse(raw: &[(String, String)]) -> Result<Self, ApiError> {
+        Ok(Self {
+            after: parse_param(raw, "after", EXPECTED_SEQ)?,
+            limit: parse_param(raw, "limit", EXPECTED_LIMIT)?,
+        })
+    }
 }
 
 async fn timeline(
@@ -270,10 +348,11 @@ pub async fn permit_timeline(
     context: web::Data<Arc<HubContext>>,
     principal: Principal,
     path: web::Path<(String, String)>,
-    query: web::Query<PageQuery>,
+    query: RawQuery,
 ) -> Result<HttpResponse, ApiError> {
     let (country, number) = path.into_inner();
-    timeline(&context, &principal, &country, &number, query.into_inner()).await
+    let page_query = PageQuery::parse(&query)?;
+    timeline(&context, &principal, &country, &number, page_query).await
 }
 
 /// Returns every event of one permit given by query parameters, in order.
@@ -292,21 +371,17 @@ pub async fn permit_timeline(
 pub async fn find_permit_timeline(
     context: web::Data<Arc<HubContext>>,
     principal: Principal,
-    query: web::Query<TimelineQuery>,
+    query: RawQuery,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
-    let page_query = PageQuery {
-        after: query.after,
-        limit: query.limit,
+    let missing = |name: &str| {
+        ApiError::bad_request(format!(
+            "{name}: missing: expected the permit's issuing country and number"
+        ))
     };
-    timeline(
-        &context,
-        &principal,
-        &query.country,
-        &query.number,
-        page_query,
-    )
-    .await
+    let country = param(&query, "country")?.ok_or_else(|| missing("country"))?;
+    let number = param(&query, "number")?.ok_or_else(|| missing("number"))?;
+    let page_query = PageQuery::parse(&query)?;
+    timeline(&context, &principal, country, number, page_query).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
