@@ -11,7 +11,7 @@ use epix_hub::audit::query::{self, Filter};
 use epix_hub::audit::{export, retention};
 use epix_hub::auth::{Clock, ManualClock};
 use epix_shared::ReceiptStatus;
-use epix_shared::audit::{AuditRecord, to_hex};
+use epix_shared::audit::{AuditRecord, ChainEntry, to_hex};
 use epix_shared::envelope::{Acknowledgement, AcknowledgementOutcome, HEADER_SENDER, MessageType};
 use epix_spoke::{Outgoing, Spoke};
 use epix_tests::{TEST_PASSWORD, TestEnv, permit_json};
@@ -588,35 +588,84 @@ async fn audit_rows_resist_tampering() {
         .await
         .expect("the app role reads the trail");
     assert_eq!(readable[0].count, trail.len() as i64);
+    let month = format!("audit_trail_{}", Utc::now().format("%Y%m"));
     for statement in [
-        "UPDATE audit_trail SET client_address = '10.0.0.1' WHERE seq = 2",
-        "DELETE FROM audit_trail WHERE seq = 2",
-        "TRUNCATE audit_trail",
-        "DELETE FROM audit_purged",
+        "UPDATE audit_trail SET client_address = '10.0.0.1' WHERE seq = 2".to_owned(),
+        "DELETE FROM audit_trail WHERE seq = 2".to_owned(),
+        "TRUNCATE audit_trail".to_owned(),
+        format!("UPDATE {month} SET client_address = '10.0.0.1' WHERE seq = 2"),
+        format!("DELETE FROM {month} WHERE seq = 2"),
+        format!("TRUNCATE {month}"),
+        "TRUNCATE audit_trail_default".to_owned(),
+        "DELETE FROM audit_purged".to_owned(),
+        "INSERT INTO audit_purged (seq, hash, purge_seq) SELECT seq, hash, seq + 1 FROM audit_trail WHERE seq = 2".to_owned(),
+        "DELETE FROM audit_head".to_owned(),
+        "TRUNCATE audit_head".to_owned(),
+        "UPDATE audit_head SET seq = 1".to_owned(),
     ] {
-        let refused = diesel::sql_query(statement).execute(&mut connection).await;
+        let refused = diesel::sql_query(&statement)
+            .execute(&mut connection)
+            .await;
         assert!(refused.is_err(), "the app role ran {statement}");
     }
     diesel::sql_query("RESET ROLE")
         .execute(&mut connection)
         .await
         .expect("reset role");
-    // Even the owner is refused by the trigger.
-    let by_owner =
-        diesel::sql_query("UPDATE audit_trail SET client_address = '10.0.0.1' WHERE seq = 3")
-            .execute(&mut connection)
-            .await;
-    let message = by_owner
-        .expect_err("the trigger refuses the owner")
-        .to_string();
-    assert!(message.contains("append-only"), "{message}");
+    // The trigger rejects the owner too, on the parent and on one partition.
+    for statement in [
+        "UPDATE audit_trail SET client_address = '10.0.0.1' WHERE seq = 3".to_owned(),
+        format!("TRUNCATE {month}"),
+        "TRUNCATE audit_trail_default".to_owned(),
+    ] {
+        let by_owner = diesel::sql_query(&statement).execute(&mut connection).await;
+        let message = by_owner
+            .expect_err("the trigger refuses the owner")
+            .to_string();
+        assert!(message.contains("append-only"), "{statement}: {message}");
+    }
+    let zero = diesel::sql_query(
+        "INSERT INTO audit_trail (seq, occurred_at, action, actor_kind, prev_hash, hash) \
+         SELECT 0, occurred_at, action, actor_kind, prev_hash, hash FROM audit_trail WHERE seq = 1",
+    )
+    .execute(&mut connection)
+    .await;
+    assert!(zero.is_err(), "a row with seq 0 was inserted");
 
-    // With triggers bypassed the change goes through, and the check names that row.
-    let tampered = trail[trail.len() - 2].seq;
+    // A copy of an event inserted past the head, or under a seq that exists, is found.
+    let last = trail[trail.len() - 1].seq;
     diesel::sql_query("SET session_replication_role = replica")
         .execute(&mut connection)
         .await
         .expect("bypass triggers");
+    for (seq, shift) in [(last + 10, "0"), (2, "1 second")] {
+        let copy = format!(
+            "INSERT INTO audit_trail SELECT {seq}, occurred_at + interval '{shift}', action, \
+             actor_kind, actor_id, actor_name, actor_party, actor_roles, permit_country, \
+             permit_number, permit_version, addressee, message_id, amqp, body_sha256, \
+             request_id, client_address, details, prev_hash, hash \
+             FROM audit_trail WHERE seq = 2"
+        );
+        diesel::sql_query(copy)
+            .execute(&mut connection)
+            .await
+            .expect("copy an event");
+        let report = query::verify(&mut connection).await.expect("verify");
+        let bad = report.first_bad.expect("the copy is found");
+        assert_eq!(bad.seq, seq, "{}", bad.reason);
+        diesel::sql_query(format!(
+            "DELETE FROM audit_trail WHERE seq = {seq} AND occurred_at = \
+             (SELECT max(occurred_at) FROM audit_trail WHERE seq = {seq})"
+        ))
+        .execute(&mut connection)
+        .await
+        .expect("remove the copy");
+    }
+    let report = query::verify(&mut connection).await.expect("verify");
+    assert!(report.ok, "{report:?}");
+
+    // With triggers bypassed the change goes through, and the check names that row.
+    let tampered = trail[trail.len() - 2].seq;
     let changed = diesel::sql_query(format!(
         "UPDATE audit_trail SET client_address = '10.0.0.1' WHERE seq = {tampered}"
     ))
@@ -645,6 +694,20 @@ async fn audit_rows_resist_tampering() {
         Some(tampered),
         "head at {last}"
     );
+
+    // A stub put in place of a deleted event fails unless a retention.purged event
+    // vouches for it.
+    diesel::sql_query(
+        "WITH gone AS (DELETE FROM audit_trail WHERE seq = 3 RETURNING seq, hash) \
+         INSERT INTO audit_purged (seq, hash, purge_seq) SELECT seq, hash, 4 FROM gone",
+    )
+    .execute(&mut connection)
+    .await
+    .expect("forge a stub");
+    let report = query::verify(&mut connection).await.expect("verify");
+    let bad = report.first_bad.expect("the forged stub is found");
+    assert_eq!(bad.seq, 3, "{}", bad.reason);
+    assert!(bad.reason.contains("retention.purged"), "{}", bad.reason);
     hub.stop().await;
 }
 
@@ -667,7 +730,8 @@ async fn issue(
 
 /// Returns the seqs of the events that a purge at `as_of` may delete when the permits
 /// `expired` are past their retention dates. These are the events of those permits and the
-/// events without a permit, in both cases at least five years old.
+/// events without a permit, in both cases at least five years old, except the
+/// `retention.purged` events, which are kept.
 fn purgeable(
     trail: &[AuditRecord],
     as_of: chrono::DateTime<Utc>,
@@ -677,6 +741,7 @@ fn purgeable(
     trail
         .iter()
         .filter(|event| event.occurred_at < cutoff)
+        .filter(|event| event.action != "retention.purged")
         .filter(|event| match &event.permit_number {
             None => true,
             Some(number) => expired.contains(&number.as_str()),
@@ -689,13 +754,36 @@ fn seqs(trail: &[AuditRecord]) -> BTreeSet<i64> {
     trail.iter().map(|event| event.seq).collect()
 }
 
+/// Records, through the API, the date `party`'s annual report for `year` was received.
+async fn record_report(hub: &Hub, token: &str, party: &str, year: i32, received_on: &str) {
+    let response = reqwest::Client::new()
+        .put(format!(
+            "http://{}/v1/parties/{party}/annual-reports/{year}",
+            hub.http_address()
+        ))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "received_on": received_on }))
+        .send()
+        .await
+        .expect("the hub answers");
+    assert_eq!(response.status(), 200, "{party} {year}");
+}
+
+/// Returns the years from today's through the year of `permit_json`'s valid_until date:
+/// the years whose annual reports decide a permit's retention.
+fn permit_years() -> std::ops::RangeInclusive<i32> {
+    let today = Utc::now().date_naive();
+    today.year()..=(today + chrono::Days::new(150)).year()
+}
+
 #[tokio::test]
 async fn retention_purges_only_expired_events() {
     init_logging();
     let env = TestEnv::new().await.expect("test environment");
     let ch = env.add_party("CH").await.expect("add CH");
-    let de = env.add_party("DE").await.expect("add DE");
+    env.add_party("DE").await.expect("add DE");
     let fr = env.add_party("FR").await.expect("add FR");
+    let it = env.add_party("IT").await.expect("add IT");
     let clock = Arc::new(ManualClock::default());
     // Unsigned permits keep this test about retention, not signatures.
     let mut config = env.hub_config();
@@ -714,36 +802,34 @@ async fn retention_purges_only_expired_events() {
         .await
         .expect("login");
 
-    // A: reported by CH early, so past retention in seven years. B: FR never reported.
-    // C: like A but on legal hold. D: DE reported three years late, so kept longer.
-    for (config, issuer, addressee, number) in
-        [(ch, "CH", "DE", "26CH/R/A"), (fr, "FR", "DE", "26FR/R/B")]
-    {
-        let spoke = Spoke::connect(config.clone()).await.expect("connects");
+    // CH and DE report early, so A is past retention in seven years. B: FR never
+    // reported. C: like A but on legal hold. D: its exporter IT reported three years late,
+    // and E: its importer IT did, so both are kept longer.
+    let permits = [
+        (
+            ch,
+            "CH",
+            vec![("DE", "26CH/R/A"), ("DE", "26CH/R/C"), ("IT", "26CH/R/E")],
+        ),
+        (fr, "FR", vec![("DE", "26FR/R/B")]),
+        (it, "IT", vec![("CH", "26IT/R/D")]),
+    ];
+    for (config, issuer, sent) in permits {
+        let spoke = Spoke::connect(config).await.expect("connects");
         let mut receipts = spoke.receipts().await.expect("receipts");
-        issue(&spoke, &mut receipts, issuer, addressee, number).await;
-        if issuer == "CH" {
-            issue(&spoke, &mut receipts, "CH", "DE", "26CH/R/C").await;
+        for (addressee, number) in sent {
+            issue(&spoke, &mut receipts, issuer, addressee, number).await;
         }
     }
-    let spoke = Spoke::connect(de).await.expect("connects");
-    let mut receipts = spoke.receipts().await.expect("receipts");
-    issue(&spoke, &mut receipts, "DE", "CH", "26DE/R/D").await;
 
-    let year = Utc::now().year();
-    let late = (Utc::now() + chrono::Months::new(36)).date_naive();
-    for (party, received_on) in [
-        ("CH", format!("{}-01-31", year + 1)),
-        ("DE", late.to_string()),
-    ] {
-        let response = client
-            .put(format!("{base}/v1/parties/{party}/annual-reports/{year}"))
-            .bearer_auth(&secretariat)
-            .json(&serde_json::json!({ "received_on": received_on }))
-            .send()
-            .await
-            .expect("answers");
-        assert_eq!(response.status(), 200, "{party}");
+    let late = (Utc::now() + chrono::Months::new(36))
+        .date_naive()
+        .to_string();
+    for year in permit_years() {
+        let early = format!("{}-01-31", year + 1);
+        record_report(&hub, &secretariat, "CH", year, &early).await;
+        record_report(&hub, &secretariat, "DE", year, &early).await;
+        record_report(&hub, &secretariat, "IT", year, &late).await;
     }
     let hold_url = format!("{base}/v1/permits/CH/26CH/R/C/hold");
     let placed = client
@@ -754,7 +840,6 @@ async fn retention_purges_only_expired_events() {
         .await
         .expect("answers");
     assert_eq!(placed.status(), 200);
-
     let mut connection = env.database().await.expect("database");
     // Nothing is five years old yet.
     let now = clock.now();
@@ -780,7 +865,7 @@ async fn retention_purges_only_expired_events() {
     let after = events(&mut connection, Filter::default()).await;
     let deleted: BTreeSet<i64> = seqs(&before).difference(&seqs(&after)).copied().collect();
     assert_eq!(deleted, expected, "exactly the expired events are deleted");
-    for number in ["26FR/R/B", "26CH/R/C", "26DE/R/D"] {
+    for number in ["26FR/R/B", "26CH/R/C", "26IT/R/D", "26CH/R/E"] {
         let kept = after
             .iter()
             .filter(|e| e.permit_number.as_deref() == Some(number))
@@ -792,17 +877,20 @@ async fn retention_purges_only_expired_events() {
         assert_eq!(kept, had, "{number} keeps every event");
     }
 
-    // The archive contains exactly the deleted events, written before they went.
+    // The archive contains exactly the deleted events, written before they went, and
+    // verifies offline across the kept events between them.
     let file = std::fs::read_to_string(&report.archives[0]).expect("archive");
     let archived: BTreeSet<i64> = file
         .lines()
-        .map(|line| {
-            serde_json::from_str::<AuditRecord>(line)
-                .expect("an event")
-                .seq
+        .filter_map(|line| match serde_json::from_str::<ChainEntry>(line) {
+            Ok(ChainEntry::Event(event)) => Some(event.seq),
+            Ok(_) => None,
+            Err(error) => panic!("an archive line does not parse: {error}: {line}"),
         })
         .collect();
     assert_eq!(archived, expected);
+    let summary = export::verify_jsonl(file.as_bytes()).expect("the archive verifies");
+    assert_eq!(summary.checked, expected.len() as u64);
     let purged = after
         .iter()
         .find(|event| event.action == "retention.purged")
@@ -858,16 +946,20 @@ async fn retention_purges_only_expired_events() {
         "stubs of purged events are exported"
     );
     let summary = export::verify_jsonl(text.as_bytes()).expect("the export verifies");
-    assert_eq!(summary.checked, written);
+    let omitted = text
+        .lines()
+        .filter(|line| line.contains("omitted_from"))
+        .count();
+    assert_eq!(summary.checked + omitted as u64, written);
     let head = remaining.last().expect("events").seq;
     assert_eq!(summary.last.map(|(seq, _)| seq), Some(head));
 
     let (index, line) = text
         .lines()
         .enumerate()
-        .find(|(_, line)| line.contains("\"26DE/R/D\""))
+        .find(|(_, line)| line.contains("\"26IT/R/D\""))
         .expect("a line of D");
-    let changed = line.replacen("\"26DE/R/D\"", "\"26DE/R/X\"", 1);
+    let changed = line.replacen("\"26IT/R/D\"", "\"26IT/R/X\"", 1);
     let tampered: Vec<&str> = text
         .lines()
         .enumerate()
@@ -888,6 +980,285 @@ async fn retention_purges_only_expired_events() {
             assert_eq!(problem.seq, record.seq);
         }
         other => panic!("expected a broken chain, got {other}"),
+    }
+    hub.stop().await;
+}
+
+/// Sends a signed permit document of type `other` (valid up to 36 months) from CH to DE
+/// as `message_type`, and waits for its acceptance.
+async fn send_other(
+    spoke: &Spoke,
+    receipts: &mut epix_spoke::Receipts,
+    signer: &epix_shared::signature::Signer,
+    number: &str,
+    valid_until: chrono::NaiveDate,
+    message_type: MessageType,
+) {
+    let mut document: serde_json::Value =
+        serde_json::from_slice(&permit_json("CH", "DE", number)).expect("JSON");
+    document["document_type"] = "other".into();
+    document["other_document_type"] = "exhibition loan".into();
+    document["valid_until"] = valid_until.to_string().into();
+    let body = serde_json::to_vec_pretty(&document).expect("JSON");
+    let mut outgoing = Outgoing::issued_json(body, "DE".parse().expect("code")).expect("valid");
+    outgoing.message_type = message_type;
+    outgoing.sign(signer).expect("signs");
+    let message_id = spoke.send(outgoing).await.expect("sent");
+    receipts_until(receipts, message_id, ReceiptStatus::Accepted).await;
+}
+
+/// Returns how many events of permit `number` are stored.
+async fn permit_event_count(connection: &mut AsyncPgConnection, number: &str) -> usize {
+    permit_events(connection, "CH", number).await.len()
+}
+
+#[tokio::test]
+async fn retention_waits_for_latest_dates() {
+    init_logging();
+    let env = TestEnv::new().await.expect("test environment");
+    let ch = env.add_party("CH").await.expect("add CH");
+    env.add_party("DE").await.expect("add DE");
+    let hub = env.start_hub().await.expect("hub starts");
+    let secretariat = env
+        .user_token(&hub, "registrar", None, &["secretariat"])
+        .await
+        .expect("login");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let credentials = openssl_credentials(dir.path(), "anna", "CH");
+    let since = Utc::now() - Duration::days(1);
+    register(&hub, &secretariat, "CH", "Anna Signer", &credentials, since).await;
+    let anna = signer(&credentials);
+    let spoke = Spoke::connect(ch).await.expect("connects");
+    let mut receipts = spoke.receipts().await.expect("receipts");
+    let today = Utc::now().date_naive();
+    let long = today + chrono::Months::new(30);
+
+    // L expires after every report date. V is amended: version 2 is valid until `long`,
+    // version 1 only until `short`.
+    let short = today + chrono::Months::new(6);
+    send_other(
+        &spoke,
+        &mut receipts,
+        &anna,
+        "26CH/L/1",
+        long,
+        MessageType::PermitIssued,
+    )
+    .await;
+    send_other(
+        &spoke,
+        &mut receipts,
+        &anna,
+        "26CH/V/1",
+        short,
+        MessageType::PermitIssued,
+    )
+    .await;
+    send_other(
+        &spoke,
+        &mut receipts,
+        &anna,
+        "26CH/V/1",
+        long,
+        MessageType::PermitAmended,
+    )
+    .await;
+
+    let mut connection = env.database().await.expect("database");
+    // The API takes only dates after the year a report covers, so these early dates go in
+    // by SQL: they make L's expiry the later of its two dates.
+    for year in today.year()..=long.year() {
+        for party in ["CH", "DE"] {
+            diesel::sql_query(format!(
+                "INSERT INTO annual_reports (party, year, received_on, recorded_by, recorded_at) \
+                 VALUES ('{party}', {year}, '{today}', 'test', now())"
+            ))
+            .execute(&mut connection)
+            .await
+            .expect("report date");
+        }
+    }
+    let past_expiry = (long + chrono::Months::new(60) + chrono::Days::new(2))
+        .and_hms_opt(12, 0, 0)
+        .expect("time")
+        .and_utc();
+    let before_expiry = (long + chrono::Months::new(60) - chrono::Days::new(2))
+        .and_hms_opt(12, 0, 0)
+        .expect("time")
+        .and_utc();
+    let l_events = permit_event_count(&mut connection, "26CH/L/1").await;
+    let v_events = permit_event_count(&mut connection, "26CH/V/1").await;
+    assert!(l_events >= 3, "L has its events");
+    assert!(v_events >= 6, "V has the events of both versions");
+
+    retention::purge(&mut connection, before_expiry, None)
+        .await
+        .expect("purge");
+    assert_eq!(
+        permit_event_count(&mut connection, "26CH/L/1").await,
+        l_events,
+        "L is kept until five years past its expiry, later than its report dates"
+    );
+    assert_eq!(
+        permit_event_count(&mut connection, "26CH/V/1").await,
+        v_events,
+        "V is kept until five years past version 2's expiry, not version 1's"
+    );
+    retention::purge(&mut connection, past_expiry, None)
+        .await
+        .expect("purge");
+    assert_eq!(permit_event_count(&mut connection, "26CH/L/1").await, 0);
+    assert_eq!(permit_event_count(&mut connection, "26CH/V/1").await, 0);
+    let verified = query::verify(&mut connection).await.expect("verify");
+    assert!(verified.ok, "{verified:?}");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn retention_needs_every_year_reported() {
+    init_logging();
+    let env = TestEnv::new().await.expect("test environment");
+    let ch = env.add_party("CH").await.expect("add CH");
+    env.add_party("DE").await.expect("add DE");
+    let hub = env.start_hub().await.expect("hub starts");
+    let secretariat = env
+        .user_token(&hub, "registrar", None, &["secretariat"])
+        .await
+        .expect("login");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let credentials = openssl_credentials(dir.path(), "anna", "CH");
+    let since = Utc::now() - Duration::days(1);
+    register(&hub, &secretariat, "CH", "Anna Signer", &credentials, since).await;
+    let anna = signer(&credentials);
+    let spoke = Spoke::connect(ch).await.expect("connects");
+    let mut receipts = spoke.receipts().await.expect("receipts");
+    let today = Utc::now().date_naive();
+    let short = today + chrono::Months::new(6);
+    let long = today + chrono::Months::new(30);
+    send_other(
+        &spoke,
+        &mut receipts,
+        &anna,
+        "26CH/W/1",
+        short,
+        MessageType::PermitIssued,
+    )
+    .await;
+    send_other(
+        &spoke,
+        &mut receipts,
+        &anna,
+        "26CH/W/1",
+        long,
+        MessageType::PermitAmended,
+    )
+    .await;
+
+    // Reports through version 1's last year only: version 2 is valid in later years.
+    for year in today.year()..=short.year() {
+        let received = format!("{}-01-31", year + 1);
+        record_report(&hub, &secretariat, "CH", year, &received).await;
+        record_report(&hub, &secretariat, "DE", year, &received).await;
+    }
+    let mut connection = env.database().await.expect("database");
+    let events = permit_event_count(&mut connection, "26CH/W/1").await;
+    let far = Utc::now() + chrono::Months::new(12 * 12);
+    retention::purge(&mut connection, far, None)
+        .await
+        .expect("purge");
+    assert_eq!(
+        permit_event_count(&mut connection, "26CH/W/1").await,
+        events,
+        "kept while a year of version 2 has no report"
+    );
+
+    // The last report then sets the date: kept until five years past it, purged after.
+    for year in short.year() + 1..=long.year() {
+        let received = format!("{}-01-31", year + 1);
+        record_report(&hub, &secretariat, "CH", year, &received).await;
+        let received = format!("{}-03-31", year + 1);
+        record_report(&hub, &secretariat, "DE", year, &received).await;
+    }
+    let latest = chrono::NaiveDate::from_ymd_opt(long.year() + 1, 3, 31).expect("date");
+    let at = |date: chrono::NaiveDate| date.and_hms_opt(12, 0, 0).expect("time").and_utc();
+    let before = at(latest + chrono::Months::new(60) - chrono::Days::new(2));
+    retention::purge(&mut connection, before, None)
+        .await
+        .expect("purge");
+    assert_eq!(
+        permit_event_count(&mut connection, "26CH/W/1").await,
+        events,
+        "kept until five years past the importer's latest report"
+    );
+    let after = at(latest + chrono::Months::new(60) + chrono::Days::new(2));
+    retention::purge(&mut connection, after, None)
+        .await
+        .expect("purge");
+    assert_eq!(permit_event_count(&mut connection, "26CH/W/1").await, 0);
+    let verified = query::verify(&mut connection).await.expect("verify");
+    assert!(verified.ok, "{verified:?}");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn audit_query_errors_name_parameter() {
+    init_logging();
+    let env = TestEnv::new().await.expect("test environment");
+    let hub = env.start_hub().await.expect("hub starts");
+    let auditor = env
+        .user_token(&hub, "inspector", None, &["auditor"])
+        .await
+        .expect("login");
+    let cases = [
+        ("/v1/audit?limit=ten", "limit", "\"ten\""),
+        ("/v1/audit?limit=0", "limit", "0"),
+        ("/v1/audit?after=last", "after", "\"last\""),
+        ("/v1/audit?from=yesterday", "from", "\"yesterday\""),
+        (
+            "/v1/audit?to=2026-13-01T00:00:00Z",
+            "to",
+            "\"2026-13-01T00:00:00Z\"",
+        ),
+        (
+            "/v1/audit?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+            "to",
+            "2026-01-01",
+        ),
+        ("/v1/audit?country=ch&number=1", "country", "\"ch\""),
+        ("/v1/audit?country=CH", "number", "\"CH\""),
+        ("/v1/audit?party=Swiss", "party", "\"Swiss\""),
+        ("/v1/audit?limit=1&limit=2", "limit", "\"2\""),
+        ("/v1/permits/timeline?country=CH", "number", "missing"),
+        (
+            "/v1/permits/timeline?number=1&country=CH&after=x",
+            "after",
+            "\"x\"",
+        ),
+        ("/v1/permits/CH/26%2F1/timeline?limit=5000", "limit", "5000"),
+    ];
+    for (path, field, value) in cases {
+        let response = reqwest::Client::new()
+            .get(format!("http://{}{path}", hub.http_address()))
+            .bearer_auth(&auditor)
+            .send()
+            .await
+            .expect("the hub answers");
+        assert_eq!(response.status(), 400, "{path}");
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(content_type, "application/problem+json", "{path}");
+        let problem: serde_json::Value = response.json().await.expect("JSON");
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.starts_with(&format!("{field}: ")),
+            "{path}: {detail}"
+        );
+        assert!(detail.contains(value), "{path}: {detail}");
+        assert!(detail.contains("expected"), "{path}: {detail}");
     }
     hub.stop().await;
 }
