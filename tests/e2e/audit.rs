@@ -929,6 +929,48 @@ async fn retention_purges_only_expired_events() {
     let verified = query::verify(&mut connection).await.expect("verify");
     assert!(verified.ok, "{verified:?}");
 
+    // An export that ends with the first purge event contains stubs of the second. It goes
+    // on with the second purge event, so those stubs are vouched for.
+    let first_purge = remaining
+        .iter()
+        .find(|event| event.action == "retention.purged")
+        .expect("a purge event");
+    let mut exported = Vec::new();
+    export::write_jsonl(
+        &mut connection,
+        as_of - Duration::days(10 * 366),
+        first_purge.occurred_at + Duration::microseconds(1),
+        &mut exported,
+    )
+    .await
+    .expect("export");
+    let text = String::from_utf8(exported).expect("UTF-8");
+    let last_line = text.lines().last().expect("lines");
+    let last_entry: ChainEntry = serde_json::from_str(last_line).expect("an entry");
+    match last_entry {
+        ChainEntry::Event(event) => {
+            assert_eq!(event.action, "retention.purged", "{text}");
+            assert!(event.seq > first_purge.seq, "{text}");
+        }
+        other => panic!("expected the purge event last, got {other:?}"),
+    }
+    assert!(text.contains("\"omitted_from\""), "{text}");
+    export::verify_jsonl(text.as_bytes()).expect("the export verifies");
+    let lines: Vec<&str> = text.lines().collect();
+    let without_purges = &lines[..lines.len() - 1];
+    let error = export::verify_jsonl(without_purges.join("\n").as_bytes())
+        .expect_err("stubs whose purge event is cut off fail");
+    match error {
+        export::FileError::Broken { problem, .. } => {
+            assert!(
+                problem.reason.contains("retention.purged"),
+                "{}",
+                problem.reason
+            )
+        }
+        other => panic!("expected a broken chain, got {other}"),
+    }
+
     // An export across the purged gaps still verifies offline, and a changed line fails.
     let mut exported = Vec::new();
     let written = export::write_jsonl(
