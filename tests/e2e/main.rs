@@ -6,6 +6,7 @@ mod documents;
 mod openapi;
 mod recovery;
 mod rejection;
+mod roles;
 mod routing;
 mod signatures;
 mod support;
