@@ -472,6 +472,8 @@ impl ChainChecker {
                 ),
             );
         }
+        // NOTE: a slice that starts inside the purge's range, or omits part of it, cannot
+        // count the purge's stubs or recompute its digest, so only the range is checked.
         let saw_start = self.first_seq.is_some_and(|seen| seen <= first);
         let saw_all = saw_start
             && !self
