@@ -439,6 +439,7 @@ impl ChainChecker {
                 ),
             );
         }
+
         let details = &event.details;
         let first = details["first_seq"].as_i64();
         let last = details["last_seq"].as_i64();
@@ -454,6 +455,7 @@ impl ChainChecker {
                 ),
             );
         };
+
         if group.first_seq < first || group.first_seq > last {
             return fail(
                 group.first_seq,
@@ -472,6 +474,7 @@ impl ChainChecker {
                 ),
             );
         }
+
         // NOTE: a slice that starts inside the purge's range, or omits part of it, cannot
         // count the purge's stubs or recompute its digest, so only the range is checked.
         let saw_start = self.first_seq.is_some_and(|seen| seen <= first);
