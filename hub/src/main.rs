@@ -339,22 +339,18 @@ async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
         roles,
         password,
         Some("epix-hub user add".to_owned()),
+        {
+            let mut event = epix_hub::audit::Event::new(
+                "user.created",
+                epix_hub::audit::ActorKind::System,
+                chrono::Utc::now(),
+            );
+            event.actor_id = Some("epix-hub user add".to_owned());
+            event
+        },
     )
     .await
     .map_err(|error| anyhow::anyhow!("cannot create user {username}: {error}"))?;
-    let mut event = epix_hub::audit::Event::new(
-        "user.created",
-        epix_hub::audit::ActorKind::System,
-        chrono::Utc::now(),
-    )
-    .details(serde_json::json!({
-        "user": created.username,
-        "roles": created.roles,
-        "party": created.party,
-    }));
-    event.actor_id = Some("epix-hub user add".to_owned());
-    let mut connection = hub.context().pool.get().await?;
-    epix_hub::audit::record(&mut connection, vec![event]).await?;
     println!(
         "created user {} ({}) with roles {}",
         created.username,

@@ -193,6 +193,15 @@ impl TestEnv {
             roles,
             TEST_PASSWORD.to_owned(),
             None,
+            {
+                let mut event = epix_hub::audit::Event::new(
+                    "user.created",
+                    epix_hub::audit::ActorKind::System,
+                    chrono::Utc::now(),
+                );
+                event.actor_id = Some("epix-tests".to_owned());
+                event
+            },
         )
         .await
         .map_err(|error| anyhow::anyhow!("cannot create user {username}: {error}"))?;

@@ -91,6 +91,8 @@ pub async fn create_user(
             password::MIN_PASSWORD_CHARS
         )));
     }
+    let meta = super::request_id::meta_of(&request);
+    let event = crate::audit::Event::by_user("user.created", &principal, &meta, chrono::Utc::now());
     let user = create(
         &context,
         &body.username,
@@ -99,22 +101,18 @@ pub async fn create_user(
         roles,
         body.password,
         Some(principal.username.clone()),
-    )
-    .await?;
-    let mut connection = context.pool.get().await?;
-    record(
-        &mut connection,
-        "user.created",
-        &principal,
-        &user.username,
-        &super::request_id::meta_of(&request),
-        serde_json::json!({"roles": user.roles, "party": user.party}),
+        event,
     )
     .await?;
     Ok(HttpResponse::Created().json(UserView::from(user)))
 }
 
-/// Creates a user from the command line or an endpoint, hashing the password first.
+/// Creates a user from the command line or an endpoint, hashing the password first. The
+/// user and `event` (its actor; the details are filled in here) commit together.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per field of the new user, and its audit event"
+)]
 pub async fn create(
     context: &HubContext,
     username: &str,
@@ -123,6 +121,7 @@ pub async fn create(
     roles: Vec<Role>,
     secret: String,
     created_by: Option<String>,
+    event: crate::audit::Event,
 ) -> Result<UserRow, ApiError> {
     let password_hash = hash_off_thread(secret).await?;
     let new_user = NewUser {
@@ -133,8 +132,31 @@ pub async fn create(
         password_hash,
         created_by,
     };
+    let mut event = event.details(serde_json::json!({
+        "user": new_user.username,
+        "roles": new_user.roles.iter().map(|role| role.as_str()).collect::<Vec<_>>(),
+        "party": new_user.party,
+    }));
+    event.action = "user.created".to_owned();
     let mut connection = context.pool.get().await?;
-    users::insert_user(&mut connection, &new_user).await.map_err(|error| {
+    connection
+        .transaction::<_, ApiError, _>(|connection| {
+            async move {
+                let user = insert_new_user(connection, &new_user).await?;
+                crate::audit::append(connection, vec![event]).await?;
+                Ok(user)
+            }
+            .scope_boxed()
+        })
+        .await
+}
+
+async fn insert_new_user(
+    connection: &mut diesel_async::AsyncPgConnection,
+    new_user: &NewUser,
+) -> Result<UserRow, ApiError> {
+    let username = &new_user.username;
+    users::insert_user(connection, new_user).await.map_err(|error| {
         use diesel::result::{DatabaseErrorKind, Error};
         match error {
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
