@@ -309,7 +309,7 @@ fn check_scheme(name: &'static str, url: &str, schemes: &[&str]) -> Result<(), C
     Err(ConfigError::Invalid {
         name,
         value: redact_url(url),
-        expected: if name == "DATABASE_URL" {
+        expected: if name.ends_with("DATABASE_URL") {
             "a URL starting with postgres:// or postgresql://"
         } else {
             "a URL starting with amqp:// or amqps://"
