@@ -237,10 +237,12 @@ fn start_http(
         source,
     };
     let data = web::Data::new(context);
+    let allowed_methods = web::Data::new(http::AllowedMethods::from_openapi(&http::openapi()));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(http::request_id::assign))
             .app_data(data.clone())
+            .app_data(allowed_methods.clone())
             .app_data(http::path_config())
             .app_data(http::query_config())
             .app_data(http::json_config())
@@ -248,7 +250,7 @@ fn start_http(
             .into_utoipa_app()
             .configure(http::configure)
             .into_app()
-            .default_service(web::to(http::not_found))
+            .default_service(web::to(http::unrouted))
     })
     .disable_signals()
     .shutdown_timeout(5)

@@ -98,6 +98,8 @@ pub enum ErrorCode {
     CertificateAlreadyRegistered,
     // HTTP API.
     NotFound,
+    /// An HTTP method the requested path does not take.
+    MethodNotAllowed,
     BadRequest,
     Unauthorized,
     Forbidden,
@@ -171,6 +173,7 @@ impl ErrorCode {
         Self::SigningTimeTooEarly,
         Self::CertificateAlreadyRegistered,
         Self::NotFound,
+        Self::MethodNotAllowed,
         Self::BadRequest,
         Self::Unauthorized,
         Self::Forbidden,
@@ -244,6 +247,7 @@ impl ErrorCode {
             Self::SigningTimeTooEarly => "signing_time_too_early",
             Self::CertificateAlreadyRegistered => "certificate_already_registered",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::BadRequest => "bad_request",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",

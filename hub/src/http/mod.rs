@@ -12,6 +12,8 @@ pub mod signatories;
 pub mod trust_list;
 pub mod users;
 
+use std::collections::HashMap;
+
 use actix_web::{App, HttpRequest, HttpResponse, ResponseError, web};
 use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -133,12 +135,127 @@ pub fn query_config() -> web::QueryConfig {
         .error_handler(|error, _| ApiError::bad_request(format!("query: {error}")).into())
 }
 
-/// Returns a problem+json 404 for unknown routes.
-pub async fn not_found(request: HttpRequest) -> HttpResponse {
-    ApiError::NotFound(format!(
-        "no route for {} {}",
-        request.method(),
-        request.path()
-    ))
-    .error_response()
+/// Returns a problem+json 405 with an `Allow` header when the path matches a route that
+/// takes other methods, and a problem+json 404 when no route matches the path.
+pub async fn unrouted(request: HttpRequest, allowed: web::Data<AllowedMethods>) -> HttpResponse {
+    // Outside a matched resource, actix matches the path alone against every pattern.
+    let allow = request
+        .match_pattern()
+        .and_then(|pattern| allowed.for_pattern(&pattern));
+    let error = match allow {
+        Some(allow) => ApiError::MethodNotAllowed {
+            method: request.method().to_string(),
+            path: request.path().to_owned(),
+            allow: allow.to_owned(),
+        },
+        None => ApiError::NotFound(format!(
+            "no route for {} {}",
+            request.method(),
+            request.path()
+        )),
+    };
+    error.error_response()
+}
+
+/// The methods of each route, as `Allow` header values keyed by the route's OpenAPI path.
+/// They come from the OpenAPI document, which [`configure`] builds from the same routes.
+#[derive(Debug, Default)]
+pub struct AllowedMethods {
+    by_path: HashMap<String, String>,
+}
+
+impl AllowedMethods {
+    pub fn from_openapi(document: &utoipa::openapi::OpenApi) -> Self {
+        let by_path = document
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods: Vec<&str> = [
+                    ("GET", &item.get),
+                    ("HEAD", &item.head),
+                    ("POST", &item.post),
+                    ("PUT", &item.put),
+                    ("PATCH", &item.patch),
+                    ("DELETE", &item.delete),
+                    ("OPTIONS", &item.options),
+                ]
+                .into_iter()
+                .filter(|(_, operation)| operation.is_some())
+                .map(|(method, _)| method)
+                .collect();
+                (path.clone(), methods.join(", "))
+            })
+            .collect();
+        Self { by_path }
+    }
+
+    /// Returns the `Allow` value of an actix route pattern such as
+    /// `/v1/permits/{country}/{number:.*}`, or `None` for a pattern with no route.
+    ///
+    /// NOTE: actix reports only the first pattern that matches a path, so where patterns
+    /// overlap (a permit number may contain `/`), methods of a later pattern that would
+    /// also match are left out.
+    pub fn for_pattern(&self, pattern: &str) -> Option<&str> {
+        self.by_path
+            .get(&openapi_path(pattern))
+            .map(String::as_str)
+            .filter(|allow| !allow.is_empty())
+    }
+}
+
+/// Converts an actix route pattern to its OpenAPI path by dropping each parameter's
+/// regular expression: `{number:.*}` becomes `{number}`.
+fn openapi_path(pattern: &str) -> String {
+    let mut path = String::with_capacity(pattern.len());
+    let mut depth = 0usize;
+    let mut in_regex = false;
+    for character in pattern.chars() {
+        match character {
+            '{' => {
+                depth += 1;
+                if depth == 1 {
+                    path.push(character);
+                }
+            }
+            '}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    in_regex = false;
+                    path.push(character);
+                }
+            }
+            ':' if depth == 1 => in_regex = true,
+            _ if in_regex || depth > 1 => {}
+            _ => path.push(character),
+        }
+    }
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_path_drops_parameter_regex() {
+        assert_eq!(
+            openapi_path("/v1/permits/{country}/{number:.*}/hold"),
+            "/v1/permits/{country}/{number}/hold"
+        );
+        assert_eq!(openapi_path("/v1/users"), "/v1/users");
+        assert_eq!(openapi_path("/a/{id:\\d{3}}/b"), "/a/{id}/b");
+    }
+
+    #[test]
+    fn allowed_methods_of_routes() {
+        let allowed = AllowedMethods::from_openapi(&openapi());
+        assert_eq!(allowed.for_pattern("/v1/users"), Some("GET, POST"));
+        assert_eq!(
+            allowed.for_pattern("/v1/permits/{country}/{number:.*}/hold"),
+            Some("POST, DELETE")
+        );
+        assert_eq!(allowed.for_pattern("/healthz"), Some("GET"));
+        assert_eq!(allowed.for_pattern("/v1/nothing"), None);
+    }
 }

@@ -27,6 +27,14 @@ pub struct ProblemDetails {
 pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
+    /// A path that exists, requested with a method it does not take. The response lists
+    /// the allowed methods in `Allow`.
+    #[error("method {method} is not allowed on {path}; allowed: {allow}")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allow: String,
+    },
     #[error("{detail}")]
     BadRequest {
         detail: String,
@@ -62,6 +70,7 @@ impl ApiError {
     fn code(&self) -> ErrorCode {
         match self {
             Self::NotFound(_) => ErrorCode::NotFound,
+            Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             Self::BadRequest { .. } => ErrorCode::BadRequest,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
@@ -93,6 +102,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthorized(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
@@ -133,6 +143,9 @@ impl ResponseError for ApiError {
         match self {
             Self::Unauthorized(_) | Self::InvalidCredentials => {
                 response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            Self::MethodNotAllowed { allow, .. } => {
+                response.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
             }
             Self::TooManyRequests {
                 retry_after_seconds,
