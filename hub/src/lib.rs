@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod metrics;
 pub mod outbox;
 pub mod parties;
 pub mod register;
@@ -38,6 +39,8 @@ pub struct HubContext {
     pub clock: Arc<dyn auth::Clock>,
     pub login_limiter: auth::limiter::FailureLimiter,
     pub register: register::Register,
+    /// This hub's metrics, in a registry of its own.
+    pub metrics: metrics::Metrics,
     broker_ready: AtomicBool,
 }
 
@@ -70,6 +73,8 @@ pub enum StartError {
     TokenKeys(#[from] auth::keys::KeyError),
     #[error("cannot prepare the audit trail: {0}")]
     Audit(String),
+    #[error(transparent)]
+    Metrics(#[from] metrics::MetricsError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -122,6 +127,7 @@ fn build_context(
         clock,
         login_limiter: auth::limiter::FailureLimiter::default(),
         register: register::Register::default(),
+        metrics: metrics::Metrics::new()?,
         parties: parties::PartyDirectory::new(&config.party_user_prefix),
         pool,
         maintenance_pool,
@@ -176,6 +182,11 @@ impl Hub {
             shutdown.clone(),
         ));
         tasks.spawn(router::run_sweeper(context.clone(), shutdown.clone()));
+        tasks.spawn(metrics::run_sampler(
+            context.clone(),
+            context.config.outbox_sweep_interval,
+            shutdown.clone(),
+        ));
         tasks.spawn(audit::retention::run_daily(
             context.clone(),
             shutdown.clone(),
@@ -241,6 +252,7 @@ fn start_http(
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(http::request_id::assign))
+            .wrap(actix_web::middleware::from_fn(http::metrics::observe))
             .app_data(data.clone())
             .app_data(allowed_methods.clone())
             .app_data(http::path_config())

@@ -23,6 +23,7 @@ use crate::amqp::json_to_headers;
 use crate::db::DbPool;
 use crate::db::models::NewOutboxRow;
 use crate::db::schema::{messages, outbox};
+use crate::metrics::PublishCounters;
 
 /// Most rows one sweep publishes before it commits and looks again.
 const SWEEP_BATCH: i64 = 500;
@@ -94,10 +95,12 @@ pub struct PublishReport {
 }
 
 /// Publishes every message with `mandatory`, sending all frames before waiting for any
-/// confirm, so one batch costs one confirm round trip.
+/// confirm, so one batch costs one confirm round trip. `counters` count the confirms,
+/// returns and nacks.
 pub async fn publish(
     channel: &Channel,
     messages: &[OutboxMessage],
+    counters: &PublishCounters,
 ) -> Result<PublishReport, lapin::Error> {
     let options = BasicPublishOptions {
         mandatory: true,
@@ -123,6 +126,7 @@ pub async fn publish(
             Confirmation::Nack(_) => report.nacked.push(message.id),
         }
     }
+    counters.record(&report);
     Ok(report)
 }
 
@@ -243,6 +247,7 @@ pub async fn sweep_once(
     pool: &DbPool,
     channel: &Channel,
     grace: Duration,
+    counters: &PublishCounters,
 ) -> Result<usize, SweepError> {
     let mut connection = pool
         .get()
@@ -269,7 +274,7 @@ pub async fn sweep_once(
                     return Ok(0);
                 }
                 // Bounded, so a stalled broker cannot hold the row locks for ever.
-                let report = tokio::time::timeout(SWEEP_PUBLISH_TIMEOUT, publish(channel, &rows))
+                let report = tokio::time::timeout(SWEEP_PUBLISH_TIMEOUT, publish(channel, &rows, counters))
                     .await
                     .map_err(|_| SweepError::TimedOut)??;
                 settle(connection, &report).await?;

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod health;
 pub mod messages;
+pub mod metrics;
 pub mod permits;
 pub mod problem;
 pub mod request_id;
@@ -35,7 +36,7 @@ use problem::ApiError;
         (name = "permits", description = "Permit lookup for customs"),
         (name = "messages", description = "Status and receipts of submitted messages"),
         (name = "audit", description = "The tamper-evident audit trail, annual-report dates and legal holds"),
-        (name = "operations", description = "Health probes")
+        (name = "operations", description = "Health probes and metrics")
     )
 )]
 struct ApiDoc;
@@ -64,6 +65,7 @@ pub fn configure(config: &mut ServiceConfig) {
     config
         .service(health::healthz)
         .service(health::readyz)
+        .service(metrics::metrics)
         .service(auth::jwks)
         .service(
             scope("/v1")
@@ -255,7 +257,7 @@ mod tests {
             allowed.for_pattern("/v1/permits/{country}/{number:.*}/hold"),
             Some("POST, DELETE")
         );
-        assert_eq!(allowed.for_pattern("/healthz"), Some("GET"));
+        assert_eq!(allowed.for_pattern("/metrics"), Some("GET"));
         assert_eq!(allowed.for_pattern("/v1/nothing"), None);
     }
 }

@@ -77,6 +77,13 @@ pub async fn broadcast_pending(
             async move { write(context, connection).await }.scope_boxed()
         })
         .await?;
+    context.metrics.record_broadcast(
+        MessageType::RegisterSignatoryChanged,
+        done.signatory_changes,
+    );
+    context
+        .metrics
+        .record_broadcast(MessageType::RegisterUserRevoked, done.revocations);
     if messages.is_empty() {
         return Ok(done);
     }
@@ -86,7 +93,12 @@ pub async fn broadcast_pending(
         messages = done.messages,
         "broadcasting register changes to every inbox"
     );
-    let report = match tokio::time::timeout(PUBLISH_TIMEOUT, publish(channel, &messages)).await {
+    let report = match tokio::time::timeout(
+        PUBLISH_TIMEOUT,
+        publish(channel, &messages, &context.metrics.outbox.broadcaster),
+    )
+    .await
+    {
         Ok(Ok(report)) => report,
         Ok(Err(error)) => return Err(BroadcastError::Broker(error)),
         Err(_) => {

@@ -6,7 +6,7 @@ pub mod store;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{SubsecRound, Utc};
 use diesel_async::AsyncPgConnection;
@@ -23,8 +23,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::HubContext;
+use crate::metrics::{ConsumedTally, Outcome};
 use crate::outbox::{self, OutboxMessage};
 use classify::{Inbound, classify};
+use store::StoredBatch;
 
 /// How long confirmed outbox rows wait for a next batch to mark them sent before a worker
 /// marks them on its own.
@@ -206,6 +208,9 @@ async fn process_batch(
     shutdown: &CancellationToken,
     published: &mut Vec<i64>,
 ) -> Result<BatchOutcome, SessionError> {
+    let started = Instant::now();
+    // Copies within the batch, which never reach the store step.
+    let mut repeated = ConsumedTally::default();
     // PostgreSQL keeps microseconds; receipts show the time exactly as stored.
     let received_at = Utc::now().trunc_subsecs(6);
     let mut inbound = Vec::with_capacity(batch.len());
@@ -229,6 +234,7 @@ async fn process_batch(
         // A message sent twice in quick succession can arrive twice in one batch; the
         // copy is acknowledged with the batch and changes nothing.
         if !seen.insert(message.message_id()) {
+            repeated.add(message.record.message_type.as_deref(), Outcome::Duplicate);
             continue;
         }
         if dead_letters {
@@ -242,15 +248,20 @@ async fn process_batch(
     }
 
     let stored = store_with_isolation(context, inbound, shutdown, published).await;
-    let Some((outgoing, poisoned)) = stored else {
+    let Some((mut stored, poisoned)) = stored else {
         return Ok(BatchOutcome::Abandoned);
     };
-    publish_outgoing(context, publish_channel, &outgoing, published).await?;
+    publish_outgoing(context, publish_channel, &stored.outgoing, published).await?;
+    // A message the database refused is counted once the dead-letter consumer records it.
+    stored.tally.merge(&repeated);
 
     if poisoned.is_empty() {
         if let Some(last) = batch.last() {
             last.acker.ack(BasicAckOptions { multiple: true }).await?;
         }
+        context
+            .metrics
+            .record_batch(batch.len(), started.elapsed(), &stored.tally);
         return Ok(BatchOutcome::Acknowledged);
     }
     for (delivery, message_id) in batch.iter().zip(&message_ids) {
@@ -265,6 +276,9 @@ async fn process_batch(
             delivery.acker.ack(BasicAckOptions::default()).await?;
         }
     }
+    context
+        .metrics
+        .record_batch(batch.len(), started.elapsed(), &stored.tally);
     Ok(BatchOutcome::Acknowledged)
 }
 
@@ -276,7 +290,7 @@ async fn store_with_isolation(
     inbound: Vec<Inbound>,
     shutdown: &CancellationToken,
     published: &mut Vec<i64>,
-) -> Option<(Vec<OutboxMessage>, HashSet<Uuid>)> {
+) -> Option<(StoredBatch, HashSet<Uuid>)> {
     let first_attempt = store_retrying(context, inbound.clone(), shutdown, published).await?;
     if first_attempt.is_ok() {
         published.clear();
@@ -284,27 +298,30 @@ async fn store_with_isolation(
         flush_published(context, published).await;
     }
     match first_attempt {
-        Ok(outgoing) => Some((outgoing, HashSet::new())),
+        Ok(stored) => Some((stored, HashSet::new())),
         Err(error) if inbound.len() == 1 => {
             let message_id = inbound[0].message_id();
             tracing::error!(message.id = %message_id, %error, "database refused a message; dead-lettering it");
-            Some((Vec::new(), HashSet::from([message_id])))
+            Some((StoredBatch::default(), HashSet::from([message_id])))
         }
         Err(error) => {
             tracing::warn!(%error, batch = inbound.len(), "database refused a batch; storing its messages one by one");
-            let mut outgoing = Vec::new();
+            let mut stored = StoredBatch::default();
             let mut poisoned = HashSet::new();
             for message in inbound {
                 let message_id = message.message_id();
                 match store_retrying(context, vec![message], shutdown, &[]).await? {
-                    Ok(rows) => outgoing.extend(rows),
+                    Ok(single) => {
+                        stored.outgoing.extend(single.outgoing);
+                        stored.tally.merge(&single.tally);
+                    }
                     Err(error) => {
                         tracing::error!(message.id = %message_id, %error, "database refused a message; dead-lettering it");
                         poisoned.insert(message_id);
                     }
                 }
             }
-            Some((outgoing, poisoned))
+            Some((stored, poisoned))
         }
     }
 }
@@ -316,7 +333,7 @@ async fn store_retrying(
     inbound: Vec<Inbound>,
     shutdown: &CancellationToken,
     published: &[i64],
-) -> Option<Result<Vec<OutboxMessage>, diesel::result::Error>> {
+) -> Option<Result<StoredBatch, diesel::result::Error>> {
     // The dead-letter consumer stores only a rejection record; if even that is refused,
     // it keeps trying rather than let the broker discard the message.
     let waits_out_refusals = inbound.iter().all(|message| message.dead_lettered);
@@ -400,7 +417,7 @@ async fn publish_outgoing(
     if outgoing.is_empty() {
         return Ok(());
     }
-    let report = outbox::publish(channel, outgoing).await?;
+    let report = outbox::publish(channel, outgoing, &context.metrics.outbox.router).await?;
     published.extend_from_slice(&report.sent);
     if report.returned.is_empty() && report.nacked.is_empty() {
         return Ok(());
@@ -448,7 +465,13 @@ async fn sweeper_session(
         .await?;
     context.set_broker_ready(true);
     loop {
-        match outbox::sweep_once(&context.pool, &channel, context.config.outbox_grace).await {
+        let swept = outbox::sweep_once(
+            &context.pool,
+            &channel,
+            context.config.outbox_grace,
+            &context.metrics.outbox.sweeper,
+        );
+        match swept.await {
             Ok(_) => {}
             Err(outbox::SweepError::Broker(error)) => return Err(SessionError::Broker(error)),
             Err(outbox::SweepError::TimedOut) => return Err(SessionError::ConnectionLost),

@@ -20,7 +20,17 @@ use super::classify::{Inbound, Verdict, outgoing_message_id};
 use crate::audit::router as audit_router;
 use crate::db::models::{NewOutboxRow, PermitRow};
 use crate::db::schema::{messages, outbox, permits};
+use crate::metrics::{ConsumedTally, Outcome};
 use crate::outbox::OutboxMessage;
+
+/// Result of one stored batch.
+#[derive(Debug, Default)]
+pub struct StoredBatch {
+    /// The outbox rows the batch wrote, ready to publish.
+    pub outgoing: Vec<OutboxMessage>,
+    /// The batch's messages by type and outcome, for the metrics.
+    pub tally: ConsumedTally,
+}
 
 /// Stores one batch in one transaction and returns the outbox rows it wrote, ready to
 /// publish. Messages already recorded (redeliveries) are skipped and write nothing.
@@ -31,18 +41,42 @@ pub async fn store_batch(
     connection: &mut AsyncPgConnection,
     mut inbound: Vec<Inbound>,
     published: &[i64],
-) -> Result<Vec<OutboxMessage>, diesel::result::Error> {
+) -> Result<StoredBatch, diesel::result::Error> {
     connection
         .transaction::<_, diesel::result::Error, _>(|connection| {
             async move {
                 crate::outbox::mark_sent(connection, published).await?;
-                let (outgoing, events) = store_in_transaction(connection, &mut inbound).await?;
+                let (outgoing, events, fresh_ids) =
+                    store_in_transaction(connection, &mut inbound).await?;
                 crate::audit::append(connection, events).await?;
-                Ok(outgoing)
+                Ok(StoredBatch {
+                    outgoing,
+                    tally: tally_outcomes(&inbound, &fresh_ids),
+                })
             }
             .scope_boxed()
         })
         .await
+}
+
+/// Counts each message of a stored batch by its final verdict. A message that was
+/// already recorded before this batch counts as a duplicate.
+fn tally_outcomes(inbound: &[Inbound], fresh_ids: &HashSet<Uuid>) -> ConsumedTally {
+    let mut tally = ConsumedTally::default();
+    for message in inbound {
+        let outcome = if !fresh_ids.contains(&message.message_id()) {
+            Outcome::Duplicate
+        } else {
+            match message.verdict {
+                Verdict::Document { .. } => Outcome::Accepted,
+                Verdict::Acknowledgement { .. } => Outcome::Recorded,
+                Verdict::Rejected(_) if message.dead_lettered => Outcome::DeadLettered,
+                Verdict::Rejected(_) => Outcome::Rejected,
+            }
+        };
+        tally.add(message.record.message_type.as_deref(), outcome);
+    }
+    tally
 }
 
 /// A message that an acknowledgement of this batch names as its correlation id.
@@ -66,11 +100,16 @@ pub(crate) struct Original {
     status: String,
 }
 
-/// Stores the batch and returns its outbox rows and the audit events it caused.
+/// The outbox rows of a stored batch, its audit events and the ids of the messages it
+/// recorded for the first time.
+type StoredRows = (Vec<OutboxMessage>, Vec<crate::audit::Event>, HashSet<Uuid>);
+
+/// Stores the batch and returns its outbox rows, the audit events it caused and the ids
+/// of the messages recorded for the first time.
 async fn store_in_transaction(
     connection: &mut AsyncPgConnection,
     inbound: &mut [Inbound],
-) -> Result<(Vec<OutboxMessage>, Vec<crate::audit::Event>), diesel::result::Error> {
+) -> Result<StoredRows, diesel::result::Error> {
     let now = Utc::now().trunc_subsecs(6);
     let originals = check_acknowledgements(connection, inbound).await?;
     reject_duplicates_within_batch(inbound);
@@ -106,7 +145,7 @@ async fn store_in_transaction(
         }
     }
     if rows.is_empty() {
-        return Ok((Vec::new(), events));
+        return Ok((Vec::new(), events, new_ids));
     }
     let ids: Vec<(i64, Uuid)> = diesel::insert_into(outbox::table)
         .values(&rows)
@@ -130,7 +169,7 @@ async fn store_in_transaction(
             Some(OutboxMessage::from_row(id, row, body))
         })
         .collect();
-    Ok((outgoing, events))
+    Ok((outgoing, events, new_ids))
 }
 
 /// Looks up the messages that this batch's acknowledgements answer, and rejects the
