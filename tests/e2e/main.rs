@@ -3,6 +3,7 @@
 mod audit;
 mod auth;
 mod documents;
+mod metrics;
 mod openapi;
 mod recovery;
 mod rejection;
