@@ -146,7 +146,15 @@ fn spawn_child_hub(env: &TestEnv) -> std::process::Child {
         .expect("child hub starts")
 }
 
+async fn stored_permits(env: &TestEnv) -> i64 {
+    count(env, "SELECT count(*) AS count FROM permits").await
+}
+
 async fn stored_messages(env: &TestEnv) -> i64 {
+    count(env, "SELECT count(*) AS count FROM messages").await
+}
+
+async fn count(env: &TestEnv, query: &str) -> i64 {
     use diesel_async::RunQueryDsl;
     #[derive(diesel::QueryableByName)]
     struct Count {
@@ -156,7 +164,7 @@ async fn stored_messages(env: &TestEnv) -> i64 {
     let Ok(mut connection) = env.database().await else {
         return 0;
     };
-    let rows: Vec<Count> = diesel::sql_query("SELECT count(*) AS count FROM messages")
+    let rows: Vec<Count> = diesel::sql_query(query)
         .load(&mut connection)
         .await
         .unwrap_or_default();
@@ -240,6 +248,60 @@ async fn hub_killed_mid_flow_delivers_exactly_once() {
         .expect("query");
     assert_eq!(
         permits[0].count,
+        ids.len() as i64,
+        "each permit stored once"
+    );
+    hub.stop().await;
+}
+
+/// The hub's database connections and then its broker connections are cut while permits
+/// flow, as a database restart and a broker restart would: every permit still arrives once
+/// and gets its delivered receipt.
+#[tokio::test]
+async fn permits_survive_cut_database_and_broker() {
+    init_logging();
+    let env = TestEnv::new().await.expect("test environment");
+    let ch = env.add_party("CH").await.expect("add CH");
+    let de = env.add_party("DE").await.expect("add DE");
+    let hub = env.start_hub().await.expect("hub starts");
+    let sender = Spoke::connect(ch).await.expect("connects");
+    let receiver = Spoke::connect(de).await.expect("connects");
+    let mut receipts = sender.receipts().await.expect("receipts");
+
+    let first = send_permits(&sender, 100, "26CHF").await;
+    let cut = env.cut_database_connections().await.expect("cut");
+    assert!(cut > 0, "the hub had database connections to cut");
+    let second = send_permits(&sender, 100, "26CHG").await;
+    let closed = env.cut_broker_connections("guest").await.expect("closed");
+    assert!(closed > 0, "the hub had broker connections to close");
+    let third = send_permits(&sender, 100, "26CHH").await;
+
+    let ids: Vec<Uuid> = first.into_iter().chain(second).chain(third).collect();
+    let arrivals = receive_all(&receiver, &ids, Duration::from_secs(90)).await;
+    assert_exactly_once(&ids, &arrivals);
+
+    // Every sender gets its delivered receipt.
+    let mut delivered = std::collections::HashSet::new();
+    let waited = tokio::time::timeout(Duration::from_secs(60), async {
+        while delivered.len() < ids.len() {
+            let received = receipts.next().await.expect("receipts open");
+            let receipt = received.receipt.clone().expect("parses");
+            received.ack().await.expect("ack");
+            if receipt.status == ReceiptStatus::Delivered {
+                delivered.insert(receipt.message_id);
+            }
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "{} of {} delivered receipts arrived",
+        delivered.len(),
+        ids.len()
+    );
+    // A repeated delivery may be acknowledged twice, but each permit is stored once.
+    assert_eq!(
+        stored_permits(&env).await,
         ids.len() as i64,
         "each permit stored once"
     );

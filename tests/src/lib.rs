@@ -267,6 +267,43 @@ impl TestEnv {
         Ok(AsyncPgConnection::establish(&self.database_url).await?)
     }
 
+    /// Cuts every connection to this test's database, as a database restart would; the
+    /// caller's own connection is opened afterwards.
+    pub async fn cut_database_connections(&self) -> anyhow::Result<i64> {
+        #[derive(diesel::QueryableByName)]
+        struct Cut {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            cut: i64,
+        }
+        let mut admin = AsyncPgConnection::establish(&self.admin_database_url).await?;
+        let cut: Cut = diesel::sql_query(
+            "SELECT count(pg_terminate_backend(pid)) AS cut FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind::<diesel::sql_types::Text, _>(&self.database_name)
+        .get_result(&mut admin)
+        .await?;
+        Ok(cut.cut)
+    }
+
+    /// Closes the broker connections of `user` in this test's virtual host, as a broker
+    /// restart would for them; returns how many were closed. The management API lists a
+    /// new connection only after its next statistics round (5 seconds by default), so
+    /// this waits up to 15 seconds for one to show.
+    pub async fn cut_broker_connections(&self, user: &str) -> anyhow::Result<usize> {
+        for _ in 0..30 {
+            let closed = self
+                .management
+                .close_connections(&self.vhost, |connection_user| connection_user == user)
+                .await?;
+            if closed > 0 {
+                return Ok(closed);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        Ok(0)
+    }
+
     /// Creates this test's login `<database>_<kind>`, a member of `member_of` only, and
     /// returns the URL of this test's database for it. `kind` is `app` or `retention`;
     /// the login is dropped with the test. Run the migrations first: they make the roles.
@@ -412,6 +449,49 @@ impl Management {
         )
         .await?;
         Ok(())
+    }
+
+    async fn close_connections(
+        &self,
+        vhost: &str,
+        select: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<usize> {
+        let connections: Vec<serde_json::Value> = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/api/vhosts/{vhost}/connections"),
+                None,
+            )
+            .await?
+            .json()
+            .await?;
+        let mut closed = 0;
+        for connection in connections {
+            let (Some(name), Some(user)) =
+                (connection["name"].as_str(), connection["user"].as_str())
+            else {
+                continue;
+            };
+            if select(user) {
+                let encoded: String = name
+                    .bytes()
+                    .map(|byte| match byte {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                            (byte as char).to_string()
+                        }
+                        other => format!("%{other:02X}"),
+                    })
+                    .collect();
+                self.request(
+                    reqwest::Method::DELETE,
+                    &format!("/api/connections/{encoded}"),
+                    None,
+                )
+                .await?;
+                closed += 1;
+            }
+        }
+        Ok(closed)
     }
 
     async fn delete_vhost(&self, vhost: &str) -> anyhow::Result<()> {
