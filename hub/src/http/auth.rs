@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::Duration;
+use diesel_async::AsyncConnection;
+use diesel_async::scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -127,22 +129,39 @@ pub async fn issue_token(
     if let Some(reason) = refusal {
         context.login_limiter.record_failure(&address_key, now);
         context.login_limiter.record_failure(&name_key, now);
-        let mut locked = false;
         // Only wrong passwords count towards the account lockout; a wrong client secret
         // must not lock the person out.
-        if let (Some(user), "wrong_secret", None) = (&user, reason, &client_id) {
-            let lockout =
-                Duration::from_std(context.config.login_lockout).unwrap_or(Duration::minutes(15));
-            let max = context.config.login_max_failures as i32;
-            locked =
-                users::record_failed_login(&mut connection, user.id, now, max, lockout).await?;
-        }
-        let mut event = Event::new("login.failed", ActorKind::User, now)
-            .request(&meta)
-            .details(serde_json::json!({ "reason": reason, "locked_now": locked, "client_id": client_id }));
-        event.actor_id = subject.clone();
-        event.actor_party = user.as_ref().and_then(|u| u.party.clone());
-        audit::record(&mut connection, vec![event]).await?;
+        let counted = match (&user, reason, &client_id) {
+            (Some(user), "wrong_secret", None) => Some(user.id),
+            _ => None,
+        };
+        let lockout =
+            Duration::from_std(context.config.login_lockout).unwrap_or(Duration::minutes(15));
+        let max = context.config.login_max_failures as i32;
+        let actor_party = user.as_ref().and_then(|u| u.party.clone());
+        let (meta, client_id, actor_id) = (&meta, &client_id, subject.clone());
+        // The failure count and its audit event commit together.
+        connection
+            .transaction::<_, ApiError, _>(|connection| {
+                async move {
+                    let locked = match counted {
+                        Some(user_id) => {
+                            users::record_failed_login(connection, user_id, now, max, lockout)
+                                .await?
+                        }
+                        None => false,
+                    };
+                    let mut event = Event::new("login.failed", ActorKind::User, now)
+                        .request(meta)
+                        .details(serde_json::json!({ "reason": reason, "locked_now": locked, "client_id": client_id }));
+                    event.actor_id = actor_id;
+                    event.actor_party = actor_party;
+                    audit::append(connection, vec![event]).await?;
+                    Ok(())
+                }
+                .scope_boxed()
+            })
+            .await?;
         tracing::info!(login.subject = subject.as_deref().unwrap_or("-"), client.address = %address, reason, "login failed");
         return Err(ApiError::InvalidCredentials);
     }
@@ -150,8 +169,6 @@ pub async fn issue_token(
         return Err(ApiError::InvalidCredentials);
     };
 
-    users::record_successful_login(&mut connection, user.id).await?;
-    context.login_limiter.clear(&name_key);
     let mut event = Event::new("login.succeeded", ActorKind::User, now)
         .request(&meta)
         .details(serde_json::json!({ "client_id": client_id }));
@@ -159,7 +176,19 @@ pub async fn issue_token(
     event.actor_name = Some(user.full_name.clone());
     event.actor_party = user.party.clone();
     event.actor_roles = user.roles.clone();
-    audit::record(&mut connection, vec![event]).await?;
+    let user_id = user.id;
+    // The reset of the failure count and the audit event commit together.
+    connection
+        .transaction::<_, ApiError, _>(|connection| {
+            async move {
+                users::record_successful_login(connection, user_id).await?;
+                audit::append(connection, vec![event]).await?;
+                Ok(())
+            }
+            .scope_boxed()
+        })
+        .await?;
+    context.login_limiter.clear(&name_key);
     let token = issue_for(&context, &user, client_id)?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
