@@ -15,7 +15,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey};
-use openssl::ecdsa::EcdsaSig;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Public};
@@ -23,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::signature::{ParsedCertificate, ParsedSignature};
+use crate::signature::{ParsedCertificate, ParsedSignature, ecdsa_raw_to_der, feed_signing_input};
 use crate::{ErrorCode, PartyCode, Problem};
 
 /// `typ` of the hub's signature over a [`TrustList`].
@@ -229,20 +228,14 @@ impl HubKeys {
                 raw.len()
             )));
         }
-        let der = (|| -> Result<Vec<u8>, openssl::error::ErrorStack> {
-            let r = BigNum::from_slice(&raw[..32])?;
-            let s = BigNum::from_slice(&raw[32..])?;
-            EcdsaSig::from_private_components(r, s)?.to_der()
-        })()
-        .map_err(|_| TrustError::Invalid)?;
-        let verified = (|| -> Result<bool, openssl::error::ErrorStack> {
-            let mut verifier = openssl::sign::Verifier::new(MessageDigest::sha256(), key)?;
-            verifier.update(encoded_header.as_bytes())?;
-            verifier.update(b".")?;
-            verifier.update(URL_SAFE_NO_PAD.encode(body).as_bytes())?;
-            verifier.verify(&der)
-        })()
-        .unwrap_or(false);
+        // The same R || S decoding and chunked signing input as a permit signature.
+        let Ok(Some(der)) = ecdsa_raw_to_der(&raw, 32) else {
+            return Err(TrustError::Invalid);
+        };
+        let mut verifier = openssl::sign::Verifier::new(MessageDigest::sha256(), key)
+            .map_err(|error| TrustError::Keys(error.to_string()))?;
+        let fed = feed_signing_input(encoded_header, body, |chunk| verifier.update(chunk));
+        let verified = fed.is_ok() && verifier.verify(&der).unwrap_or(false);
         if verified {
             Ok(())
         } else {
@@ -534,6 +527,8 @@ fn entry_of(signatory: &TrustedSignatory) -> Result<RegisterEntry, TrustError> {
 
 #[cfg(test)]
 mod tests {
+    use openssl::ecdsa::EcdsaSig;
+
     use super::*;
     use crate::signature::keygen::{self, KeySpec, SubjectName};
     use crate::signature::{Signer, SigningKey};

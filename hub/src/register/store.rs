@@ -129,20 +129,8 @@ pub async fn current_records(
 
 /// The register version and the current entries, read in one transaction so they agree.
 pub async fn current_entries(pool: &DbPool) -> Result<(i64, Vec<Entry>), String> {
-    use diesel_async::scoped_futures::ScopedFutureExt;
     let mut connection = pool.get().await.map_err(|error| error.to_string())?;
-    let (version, records) = connection
-        .build_transaction()
-        .repeatable_read()
-        .read_only()
-        .run::<_, diesel::result::Error, _>(|connection| {
-            async move {
-                let version = register_version(connection).await?;
-                let records = current_records(connection).await?;
-                Ok((version, records))
-            }
-            .scope_boxed()
-        })
+    let (version, records) = current_with_version(&mut connection)
         .await
         .map_err(|error| error.to_string())?;
     let mut entries = Vec::with_capacity(records.len());

@@ -386,7 +386,7 @@ fn ec_scalar_bytes(algorithm: Algorithm) -> usize {
 
 /// Passes `BASE64URL(header) '.' BASE64URL(body)` to `update` in pieces, so that a large
 /// body is never encoded into one buffer.
-fn feed_signing_input(
+pub(crate) fn feed_signing_input(
     encoded_header: &str,
     body: &[u8],
     mut update: impl FnMut(&[u8]) -> Result<(), openssl::error::ErrorStack>,
@@ -416,7 +416,10 @@ fn ecdsa_der_to_raw(der: &[u8], scalar_bytes: usize) -> Result<Vec<u8>, Signatur
 
 /// Converts a JWS R || S signature to DER, or returns `None` when its length does not fit
 /// the curve.
-fn ecdsa_raw_to_der(raw: &[u8], scalar_bytes: usize) -> Result<Option<Vec<u8>>, SignatureError> {
+pub(crate) fn ecdsa_raw_to_der(
+    raw: &[u8],
+    scalar_bytes: usize,
+) -> Result<Option<Vec<u8>>, SignatureError> {
     if raw.len() != 2 * scalar_bytes {
         return Ok(None);
     }

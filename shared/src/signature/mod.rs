@@ -24,6 +24,7 @@ use crate::problem::{ErrorCode, Problem};
 
 pub use certificate::{CertificateInfo, ParsedCertificate, check_certificate};
 pub use jws::{ParsedSignature, Signer, SigningKey, VerifiedSignature, parse_detached, verify};
+pub(crate) use jws::{ecdsa_raw_to_der, feed_signing_input};
 
 /// JWS header parameter that carries the signing time, named as in ETSI TS 119 182-1
 /// (JAdES). EPIX lists it in `crit`, so a verifier that does not know it rejects the JWS
