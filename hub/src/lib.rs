@@ -53,7 +53,7 @@ impl HubContext {
         self.broker_ready.store(ready, Ordering::Relaxed);
     }
 
-    /// The connections the retention job deletes with: its own login's, or the hub's.
+    /// Returns the connections the retention job deletes with: its own login's, or the hub's.
     pub fn retention_connections(&self) -> &db::DbPool {
         self.retention_pool.as_ref().unwrap_or(&self.pool)
     }

@@ -383,8 +383,8 @@ async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {
     }
 }
 
-/// The register keeper at the command line acts as the Secretariat, named by the
-/// operating-system user for the register's records.
+/// Returns the Secretariat principal of the register keeper at the command line, named
+/// after the operating-system user for the register's records.
 fn operator() -> auth::Principal {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
     auth::Principal {

@@ -129,7 +129,7 @@ impl MessageType {
         self.as_str().starts_with("permit.")
     }
 
-    /// Whether only the hub sends this type, as a broadcast to every inbox.
+    /// Returns whether only the hub sends this type, as a broadcast to every inbox.
     pub fn is_broadcast(self) -> bool {
         self.as_str().starts_with("register.")
     }

@@ -37,7 +37,7 @@ pub const TYP_USER_REVOCATION: &str = "epix-user-revocation";
 /// AMQP header of a `register.signatory-changed` broadcast: its register version.
 pub const HEADER_REGISTER_VERSION: &str = "epix-register-version";
 
-/// One signatory as the register holds it now, or one change to the register.
+/// One signatory's record as the register contains it now, or one change to the register.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TrustedSignatory {
     pub signatory_id: Uuid,
@@ -84,8 +84,8 @@ pub struct UserRevocation {
     pub reason: Option<String>,
 }
 
-/// Why the hub's signature over a document, or a change to a copy of the register, was
-/// refused.
+/// Reasons to reject the hub's signature over a document, or a change to a copy of the
+/// register.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TrustError {
     #[error("the hub's signature is malformed: {0}")]
@@ -177,12 +177,12 @@ impl HubKeys {
         Ok(Self { keys })
     }
 
-    /// Whether the set holds a key with this `kid`.
+    /// Returns whether the set contains a key with this `kid`.
     pub fn knows(&self, kid: &str) -> bool {
         self.keys.contains_key(kid)
     }
 
-    /// The `kid` a detached JWS names, without verifying anything.
+    /// Returns the `kid` that a detached JWS names, without verifying anything.
     pub fn key_id_of(jws: &str) -> Option<String> {
         let header = jws.split('.').next()?;
         let bytes = URL_SAFE_NO_PAD.decode(header).ok()?;
@@ -347,12 +347,12 @@ pub fn check_signatory(
     })
 }
 
-/// What applying a change did.
+/// The effect of applying one change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     /// The change was the next version and is now part of the copy.
     Applied,
-    /// The copy already holds this version or a later one.
+    /// The copy already contains this version or a later one.
     AlreadyHeld,
 }
 
@@ -630,7 +630,7 @@ mod tests {
     }
 
     #[test]
-    fn refuses_a_listed_thumbprint_that_is_not_the_certificate() {
+    fn apply_rejects_wrong_thumbprint() {
         let (mut record, _) = signatory("CH", 1);
         let (other, _) = signatory("CH", 2);
         record.thumbprint = other.thumbprint;

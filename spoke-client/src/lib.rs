@@ -419,12 +419,12 @@ impl Delivered {
         }
     }
 
-    /// The message type, if it names one this client knows.
+    /// Returns the message type, if it is one this client recognises.
     pub fn kind(&self) -> Option<MessageType> {
         self.message_type.as_deref()?.parse().ok()
     }
 
-    /// Whether this is a hub broadcast (`register.*`) rather than a document.
+    /// Returns whether this is a hub broadcast (`register.*`) rather than a document.
     pub fn is_broadcast(&self) -> bool {
         self.kind().is_some_and(MessageType::is_broadcast)
     }

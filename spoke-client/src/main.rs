@@ -477,8 +477,8 @@ async fn receive(
 }
 
 /// Applies a register broadcast. One that fails its checks is kept in `rejected` and
-/// removed from the inbox; one that cannot be applied now (the hub is unreachable for
-/// missing versions) stops `receive` and stays in the inbox.
+/// removed from the inbox. One that cannot be applied now, because the hub is unreachable
+/// for missing versions, stops `receive` and stays in the inbox.
 async fn handle_broadcast(
     spoke: &Spoke,
     keeper: Option<&mut TrustKeeper>,

@@ -2,7 +2,7 @@
 //! date by the hub's `register.*` broadcasts, saved in a folder, and used to verify every
 //! delivered permit before it is acknowledged.
 //!
-//! The folder holds the hub's public keys (`hub-jwks.json` when the operator placed them
+//! The folder contains the hub's public keys (`hub-jwks.json` when the operator placed them
 //! there, which pins them; otherwise `hub-jwks.fetched.json`, fetched over HTTPS or from
 //! this machine), `trust-list.json` (the copy and its version) and `revocations.jsonl`
 //! (one line per user revocation broadcast). One process at a time uses a folder. Every document from the
@@ -31,7 +31,7 @@ pub const SIGNING_TIME_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 /// The hub's header carrying its signature over an HTTP response body.
 pub const HTTP_SIGNATURE_HEADER: &str = "Epix-Signature";
 
-/// How often the copy asks the hub for changes it may have missed.
+/// Interval at which the copy fetches changes it may have missed from the hub.
 pub const CATCH_UP_INTERVAL: Duration = Duration::from_secs(300);
 
 /// The hub's keys, placed by the operator: never replaced by a fetched set.
@@ -57,7 +57,7 @@ pub enum TrustKeeperError {
     Folder { path: String, reason: String },
 }
 
-/// How the spoke authenticates to the hub's HTTP API.
+/// Credentials with which the spoke authenticates to the hub's HTTP API.
 #[derive(Clone)]
 pub enum Credentials {
     /// An API client of an authority user of this Party (client credentials grant).
@@ -90,7 +90,7 @@ struct TokenResponse {
 }
 
 impl HubApi {
-    /// Whether answers from the hub are authenticated by the channel: HTTPS, or a hub on
+    /// Returns whether the channel authenticates the hub's responses: HTTPS, or a hub on
     /// this machine.
     fn is_trusted_channel(&self) -> bool {
         let Ok(url) = reqwest::Url::parse(&self.base_url) else {
@@ -146,7 +146,7 @@ impl HubApi {
                     .map_err(|error| TrustKeeperError::Hub(format!("{url}: {error}")))?;
                 if !response.status().is_success() {
                     return Err(TrustKeeperError::Hub(format!(
-                        "{url}: HTTP {}: the client credentials were refused",
+                        "{url}: HTTP {}: the client credentials were rejected; check EPIX_CLIENT_ID and EPIX_CLIENT_SECRET",
                         response.status()
                     )));
                 }
@@ -206,13 +206,13 @@ pub enum Verdict {
     Signed(SignedBy),
     /// Refused for the reason given; acknowledge it as failed.
     Refused(Problem),
-    /// Cannot be judged now, because the hub was needed and did not answer; leave the
+    /// Not decided, because the check needed the hub and the hub did not respond. Leave the
     /// document in the inbox and try again later.
     Undecided(TrustKeeperError),
 }
 
-/// The Party that issued a delivered document, read from its body; a header that names
-/// another is refused.
+/// Reads the Party that issued a delivered document from its body, and rejects a header
+/// that names another.
 fn issuer_of(delivered: &Delivered) -> Result<PartyCode, Problem> {
     let content_type = delivered
         .content_type
@@ -239,7 +239,7 @@ fn issuer_of(delivered: &Delivered) -> Result<PartyCode, Problem> {
     Ok(issuer)
 }
 
-/// What a broadcast changed.
+/// The effect of one broadcast on the copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BroadcastOutcome {
     /// The copy of the register moved to this version.
@@ -265,7 +265,7 @@ pub struct TrustKeeper {
 
 impl TrustKeeper {
     /// Opens the copy in `dir`. A folder without the hub's keys or without a copy is
-    /// filled from the hub; an existing copy is brought up to date when the hub answers.
+    /// filled from the hub. An existing copy is brought up to date when the hub responds.
     pub async fn open(dir: &Path, mut api: Option<HubApi>) -> Result<Self, TrustKeeperError> {
         std::fs::create_dir_all(dir).map_err(|error| folder_error(dir, error))?;
         let lock = lock_folder(dir)?;
@@ -413,7 +413,7 @@ impl TrustKeeper {
                     && header != &version.to_string()
                 {
                     return Err(TrustError::Malformed(format!(
-                        "the {HEADER_REGISTER_VERSION} header says {header}, the body {version}"
+                        "the {HEADER_REGISTER_VERSION} header is {header} but the body's version is {version}: expected the same"
                     ))
                     .into());
                 }
@@ -470,8 +470,8 @@ impl TrustKeeper {
     }
 
     /// Verifies a delivered permit's signature against the copy. A signer the copy does not
-    /// know yet is looked for once more after fetching the latest changes; when the hub
-    /// cannot be asked then, the result is [`Verdict::Undecided`], not a refusal.
+    /// know yet is looked for once more after fetching the latest changes. When the hub
+    /// does not respond then, the result is [`Verdict::Undecided`], not a rejection.
     pub async fn verify_document(&mut self, delivered: &Delivered) -> Verdict {
         self.catch_up_if_due().await;
         match self.check_document(delivered).await {
@@ -513,7 +513,7 @@ impl TrustKeeper {
                         Err(Err(error))
                     }
                     Err(error) => {
-                        tracing::warn!(%error, "refused the hub's register changes");
+                        tracing::warn!(%error, "rejected the hub's register changes");
                         Err(Ok(problem))
                     }
                 }

@@ -88,7 +88,7 @@ async fn hub_keys(hub: &Hub) -> HubKeys {
     HubKeys::from_jwks(&jwks).expect("the hub's JWKS reads")
 }
 
-/// An API client for DE's spoke, owned by a new DE authority officer `username`.
+/// Creates the DE authority officer `username` and an API client of it for DE's spoke.
 async fn de_api(setup: &Setup, username: &str) -> HubApi {
     setup
         .env
@@ -293,7 +293,7 @@ async fn spoke_verifies_permits_with_its_copy() {
     assert_eq!(verified.full_name, "Anna Signer");
 
     // A document that did not pass through the hub's check, signed by an unknown key, is
-    // refused by the spoke; its acknowledgement tells the sender why.
+    // rejected by the spoke's own check.
     let mallory = openssl_credentials(setup.dir.path(), "mallory", "CH");
     let forged_body = permit_json("CH", "DE", "26CH000301");
     let forged_signature = signer(&mallory)
@@ -316,7 +316,7 @@ async fn spoke_verifies_permits_with_its_copy() {
     setup.de.settle_broadcast(&forged).await.expect("ack");
 
     // Anna's genuine signature over a CH permit, delivered under a header naming DE as the
-    // issuer: the spoke takes the issuer from the signed body and sees the mismatch.
+    // issuer: the spoke takes the issuer from the signed body and rejects the mismatch.
     let mislabelled_body = permit_json("CH", "DE", "26CH000302");
     let anna_signature = signer(&anna)
         .sign(&mislabelled_body, Utc::now())
@@ -480,8 +480,8 @@ async fn spoke_rejects_tampered_trust_list() {
     ));
     assert_eq!(keeper.version(), 1, "a refused change is not applied");
 
-    // A change signed with the hub's key but skipping versions: the spoke asks the hub for
-    // the missing ones, finds none, and refuses it.
+    // A change signed with the hub's key but skipping versions: the spoke fetches the
+    // missing ones from the hub, gets none, and rejects it.
     change.version = Some(5);
     let gap_body = serde_json::to_vec(&change).expect("JSON");
     let gap_signature = setup
@@ -670,8 +670,8 @@ async fn concurrent_changes_take_versions_without_gaps() {
     setup.hub.stop().await;
 }
 
-/// A broadcast that skips versions makes the spoke fetch the missing ones; a permit whose
-/// signer the spoke cannot confirm is acknowledged as failed, and the sender learns why.
+/// A broadcast that skips versions makes the spoke fetch the missing ones. A permit whose
+/// signer the spoke cannot confirm is acknowledged as failed, with the reason in the receipt.
 #[tokio::test]
 async fn spoke_fills_gaps_and_reports_refusals() {
     let setup = setup().await;
@@ -722,7 +722,7 @@ async fn spoke_fills_gaps_and_reports_refusals() {
     );
     drop(offline);
 
-    // With a hub that does not answer, an unknown signer is undecided, not refused.
+    // With a hub that does not respond, an unknown signer is undecided, not rejected.
     let mut unreachable = TrustKeeper::open(
         &trust_dir,
         Some(HubApi::new(

@@ -82,7 +82,7 @@ pub async fn trust_list_changes(
 ) -> Result<HttpResponse, ApiError> {
     let mut connection = context.pool.get().await?;
     // The register's own version, read with the changes, so a copy ahead of the hub (after
-    // a restore from a backup) sees that the hub is behind.
+    // a restore from a backup) detects that the hub is behind.
     let (version, changes) = store::changes_with_version(&mut connection, query.since).await?;
     let body = TrustListChanges {
         since: query.since,

@@ -52,7 +52,7 @@ pub enum BroadcastError {
     Signing(String),
 }
 
-/// What one run broadcast.
+/// Counts of what one run broadcast.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Broadcast {
     pub signatory_changes: usize,
@@ -60,9 +60,9 @@ pub struct Broadcast {
     pub messages: usize,
 }
 
-/// Broadcasts what is pending, once. Returns quietly when another replica holds the lock.
+/// Broadcasts what is pending, once. Returns at once when another replica has the lock.
 /// A failure to publish is left to the outbox sweeper and not returned, except a broker
-/// error, which tells the caller to reconnect.
+/// error, after which the caller reconnects.
 pub async fn broadcast_pending(
     context: &HubContext,
     channel: &Channel,

@@ -4,7 +4,7 @@
 //! The current register is held in memory with each certificate parsed once, so a
 //! verification costs one signature check. It is reloaded after every change this process
 //! makes, when a thumbprint is not found (at most every 100 ms), when the outbox sweeper
-//! sees a newer register version (every sweep, about once a second), and every 5 seconds.
+//! finds a newer register version (every sweep, about once a second), and every 5 seconds.
 
 pub mod broadcast;
 pub mod store;

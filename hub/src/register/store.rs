@@ -99,7 +99,7 @@ impl From<SignatoryRecord> for SignatoryView {
     }
 }
 
-/// A record as the trust list and the broadcasts show it.
+/// Converts a record to its form in the trust list and the broadcasts.
 pub fn trusted(record: SignatoryRecord) -> TrustedSignatory {
     let version = record.register_version;
     let view = SignatoryView::from(record);
